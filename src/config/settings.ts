@@ -1,0 +1,106 @@
+import { hostname } from 'node:os';
+import { z } from 'zod';
+
+/**
+ * Every setting of the worker, read from the environment: one line of meaning, its unit and its default.
+ * README's settings table lists the same names. Unknown values are refused at start-up.
+ */
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+const amqpUrl = z
+  .string()
+  .url()
+  .refine((value) => /^amqps?:\/\//.test(value), 'must start with amqp:// or amqps://');
+const postgresUrl = z
+  .string()
+  .url()
+  .refine((value) => /^postgres(ql)?:\/\//.test(value), 'must start with postgresql:// or postgres://');
+const queueName = z
+  .string()
+  .min(1)
+  .max(255)
+  .regex(/^[\w.:-]+$/, 'letters, digits and . _ : - only');
+
+export const settingsSchema = z
+  .object({
+    /** Broker to consume from. */
+    RABBITMQ_URL: amqpUrl.default('amqp://guest:guest@127.0.0.1:5672'),
+    /** Database that holds `orders` and `audit_logs`. */
+    DATABASE_URL: postgresUrl.default('postgresql://postgres@127.0.0.1:5432/flashsale'),
+    /** Queue the purchases arrive on. */
+    PURCHASE_QUEUE: queueName.default('purchase'),
+    /** Queue for messages that can never succeed; default `<PURCHASE_QUEUE>.dlq`. */
+    DEAD_LETTER_QUEUE: queueName.optional(),
+    /** Type of the queues the worker declares when they do not exist yet. */
+    QUEUE_TYPE: z.enum(['quorum', 'classic']).default('quorum'),
+    /** Port of /health, /ready and /metrics; 0 picks a free port and logs it. */
+    HTTP_PORT: int(0, 65535).default(3000),
+    /** Unacked messages the broker may hand this worker at once (per-consumer QoS). */
+    PREFETCH: int(1, 65535).default(1000),
+    /** Most purchases written by one INSERT. */
+    BATCH_SIZE: int(1, 5000).default(250),
+    /** Longest a purchase waits for its batch to fill, in milliseconds. */
+    BATCH_WAIT_MS: int(0, 10_000).default(10),
+    /** Batches written concurrently by one worker. */
+    MAX_BATCHES_IN_FLIGHT: int(1, 64).default(3),
+    /** Connections in this worker's PostgreSQL pool (a fleet of N opens N times this). */
+    DB_POOL_SIZE: int(1, 100).default(4),
+    /** Longest wait for a pooled connection or a new one, in milliseconds. */
+    DB_CONNECT_TIMEOUT_MS: int(100, 120_000).default(5000),
+    /** Deliveries of one message before the broker dead-letters it (quorum `x-delivery-limit`). */
+    MAX_DELIVERIES: int(1, 1000).default(10),
+    /** Largest message body accepted, in bytes; a larger one is poison. */
+    MAX_MESSAGE_BYTES: int(64, 16 * 1024 * 1024).default(16 * 1024),
+    /** First back-off after a transient failure, in milliseconds (doubles each attempt, with jitter). */
+    RETRY_BASE_MS: int(1, 600_000).default(200),
+    /** Longest back-off between two attempts or database probes, in milliseconds. */
+    RETRY_MAX_MS: int(1, 3_600_000).default(30_000),
+    /** Attempts at a batch that fails with an unclassified error before its messages are dead-lettered. */
+    RETRY_MAX_ATTEMPTS: int(1, 1000).default(8),
+    /** Consecutive transient database failures that open the circuit (stop consuming, probe). */
+    CIRCUIT_FAILURE_THRESHOLD: int(1, 1000).default(3),
+    /** Audit events written by one flush as soon as this many are buffered. */
+    AUDIT_BATCH_SIZE: int(1, 10_000).default(100),
+    /** Longest an audit event waits in the buffer, in milliseconds. */
+    AUDIT_FLUSH_INTERVAL_MS: int(10, 600_000).default(1000),
+    /** Most audit events held in memory; past it the oldest are dropped and counted. */
+    AUDIT_BUFFER_MAX: int(100, 10_000_000).default(100_000),
+    /** Time allowed for a graceful shutdown, in milliseconds (below the 30 s of compose and Kubernetes). */
+    SHUTDOWN_DEADLINE_MS: int(100, 600_000).default(25_000),
+    /** Interval of the passive queue-depth checks behind the depth gauges, in milliseconds. */
+    QUEUE_DEPTH_POLL_MS: int(100, 600_000).default(5000),
+    /** Log level: fatal, error, warn, info, debug or trace. */
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
+    /** Name of this worker in logs and metrics; default `<hostname>-<pid>`. */
+    WORKER_ID: z.string().min(1).max(100).optional(),
+  })
+  .transform((raw) => ({
+    ...raw,
+    DEAD_LETTER_QUEUE: raw.DEAD_LETTER_QUEUE ?? `${raw.PURCHASE_QUEUE}.dlq`,
+    WORKER_ID: raw.WORKER_ID ?? `${hostname()}-${process.pid}`,
+  }));
+
+export type Settings = z.output<typeof settingsSchema>;
+
+/** A setting the worker cannot start with; names the setting and the rule. */
+export class InvalidSettingsError extends Error {
+  override readonly name = 'InvalidSettingsError';
+  constructor(readonly problems: string[]) {
+    super(`invalid settings:\n  ${problems.join('\n  ')}`);
+  }
+}
+
+/** Reads the settings from `env` (empty strings count as unset) or throws naming every bad one. */
+export function parseSettings(env: NodeJS.ProcessEnv): Settings {
+  const present = Object.fromEntries(
+    Object.entries(env).filter(([key, value]) => key in settingsSchema.in.shape && value !== ''),
+  );
+  const parsed = settingsSchema.safeParse(present);
+  if (parsed.success) return parsed.data;
+  throw new InvalidSettingsError(
+    parsed.error.issues.map((issue) => {
+      const name = issue.path.join('.');
+      return `${name}=${JSON.stringify(env[name] ?? '')}: ${issue.message}`;
+    }),
+  );
+}

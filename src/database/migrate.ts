@@ -1,0 +1,178 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { readdir, readFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import pg from 'pg';
+
+/**
+ * Applies `prisma/migrations/<stamp>_<name>/migration.sql` in order and records each in Prisma's own
+ * `_prisma_migrations` ledger, so `prisma migrate deploy` (where the schema engine exists) and this offline
+ * path agree on what has been applied. Creates the database first if it is missing.
+ */
+const MIGRATIONS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../../prisma/migrations');
+const SOURCE_MIGRATIONS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../prisma/migrations');
+// Any number: every migrator of every replica takes the same lock, so concurrent runs apply each file once.
+const MIGRATION_LOCK_KEY = 72_707_369;
+
+const LEDGER_DDL = `CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
+  "id" VARCHAR(36) PRIMARY KEY NOT NULL,
+  "checksum" VARCHAR(64) NOT NULL,
+  "finished_at" TIMESTAMPTZ,
+  "migration_name" VARCHAR(255) NOT NULL,
+  "logs" TEXT,
+  "rolled_back_at" TIMESTAMPTZ,
+  "started_at" TIMESTAMPTZ NOT NULL DEFAULT now(),
+  "applied_steps_count" INTEGER NOT NULL DEFAULT 0
+)`;
+
+export class MigrationError extends Error {
+  override readonly name = 'MigrationError';
+  constructor(
+    message: string,
+    readonly migration?: string,
+    options?: ErrorOptions,
+  ) {
+    super(message, options);
+  }
+}
+
+interface MigrationFile {
+  name: string;
+  sql: string;
+  checksum: string;
+}
+
+async function migrationsDirectory(): Promise<string> {
+  for (const candidate of [MIGRATIONS_DIR, SOURCE_MIGRATIONS_DIR]) {
+    const found = await readdir(candidate).then(
+      () => true,
+      () => false,
+    );
+    if (found) return candidate;
+  }
+  throw new MigrationError(`no prisma/migrations folder at ${MIGRATIONS_DIR} or ${SOURCE_MIGRATIONS_DIR}`);
+}
+
+async function readMigrations(directory: string): Promise<MigrationFile[]> {
+  const entries = await readdir(directory, { withFileTypes: true });
+  const names = entries
+    .filter((entry) => entry.isDirectory())
+    .map((entry) => entry.name)
+    .sort();
+  return Promise.all(
+    names.map(async (name) => {
+      const sql = await readFile(join(directory, name, 'migration.sql'), 'utf8');
+      return { name, sql, checksum: createHash('sha256').update(sql).digest('hex') };
+    }),
+  );
+}
+
+/** Creates the database named in `databaseUrl` when it does not exist yet. */
+export async function ensureDatabase(databaseUrl: string): Promise<boolean> {
+  const target = new URL(databaseUrl);
+  const database = decodeURIComponent(target.pathname.slice(1));
+  if (!database) throw new MigrationError(`DATABASE_URL names no database: ${redactUrl(databaseUrl)}`);
+  const maintenance = new URL(databaseUrl);
+  maintenance.pathname = '/postgres';
+  const client = new pg.Client({ connectionString: maintenance.toString() });
+  await client.connect();
+  try {
+    const existing = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
+    if (existing.rowCount) return false;
+    await client.query(`CREATE DATABASE "${database.replaceAll('"', '""')}"`).catch((error: unknown) => {
+      // Another replica created it between our check and our CREATE: that is the state we wanted.
+      // PostgreSQL reports that race as 42P04 (duplicate_database) or, mid-creation, 23505 on its catalog.
+      const code = (error as { code?: string }).code;
+      if (code !== '42P04' && code !== '23505') throw error;
+    });
+    return true;
+  } finally {
+    await client.end();
+  }
+}
+
+/** Applies every pending migration; returns the names applied by this call. */
+export async function applyMigrations(databaseUrl: string): Promise<string[]> {
+  await ensureDatabase(databaseUrl);
+  const migrations = await readMigrations(await migrationsDirectory());
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+    await client.query(LEDGER_DDL);
+    const ledger = await client.query<{ migration_name: string; checksum: string; finished_at: Date | null }>(
+      'SELECT migration_name, checksum, finished_at FROM "_prisma_migrations" WHERE rolled_back_at IS NULL',
+    );
+    const recorded = new Map(ledger.rows.map((row) => [row.migration_name, row]));
+    const applied: string[] = [];
+    for (const migration of migrations) {
+      const previous = recorded.get(migration.name);
+      if (previous?.finished_at) {
+        if (previous.checksum !== migration.checksum) {
+          throw new MigrationError(
+            `migration ${migration.name} was edited after it was applied (checksum differs)`,
+            migration.name,
+          );
+        }
+        continue;
+      }
+      if (previous) {
+        throw new MigrationError(
+          `migration ${migration.name} started earlier and did not finish; resolve it before applying more`,
+          migration.name,
+        );
+      }
+      await applyOne(client, migration);
+      applied.push(migration.name);
+    }
+    return applied;
+  } finally {
+    await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => undefined);
+    await client.end();
+  }
+}
+
+async function applyOne(client: pg.Client, migration: MigrationFile): Promise<void> {
+  try {
+    await client.query('BEGIN');
+    await client.query(migration.sql);
+    await client.query(
+      `INSERT INTO "_prisma_migrations" (id, checksum, migration_name, finished_at, applied_steps_count)
+       VALUES ($1, $2, $3, now(), 1)`,
+      [randomUUID(), migration.checksum, migration.name],
+    );
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK');
+    throw new MigrationError(`migration ${migration.name} failed: ${(error as Error).message}`, migration.name, {
+      cause: error,
+    });
+  }
+}
+
+/** Hides the password of a connection URL for logs and error messages. */
+export function redactUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = '***';
+    return parsed.toString();
+  } catch {
+    return '<unparseable url>';
+  }
+}
+
+async function main(): Promise<void> {
+  const databaseUrl = process.env.DATABASE_URL || 'postgresql://postgres@127.0.0.1:5432/flashsale';
+  const applied = await applyMigrations(databaseUrl);
+  const where = redactUrl(databaseUrl);
+  console.log(
+    applied.length ? `applied ${applied.join(', ')} to ${where}` : `${where} is up to date: no pending migrations`,
+  );
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main().catch((error: unknown) => {
+    console.error(error instanceof Error ? `${error.name}: ${error.message}` : error);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,24 @@
+/**
+ * Names of every metric the worker exports on /metrics (besides Node's default process metrics).
+ * Dashboards and alert rules under deploy/ may only use these and the defaults.
+ */
+export const METRIC = {
+  messages: 'flashsale_messages_total',
+  batchSize: 'flashsale_batch_size',
+  dbWriteDuration: 'flashsale_db_write_duration_seconds',
+  publishToCommit: 'flashsale_publish_to_commit_seconds',
+  inFlight: 'flashsale_messages_in_flight',
+  auditBufferSize: 'flashsale_audit_buffer_size',
+  auditFlushed: 'flashsale_audit_events_flushed_total',
+  auditDropped: 'flashsale_audit_events_dropped_total',
+  auditFlushFailures: 'flashsale_audit_flush_failures_total',
+  queueDepth: 'flashsale_queue_depth',
+  dlqDepth: 'flashsale_dlq_depth',
+  consumerPaused: 'flashsale_consumer_paused',
+  circuitOpen: 'flashsale_db_circuit_open',
+} as const;
+
+export const METRIC_NAMES: readonly string[] = Object.values(METRIC);
+
+/** Outcomes counted by `flashsale_messages_total{outcome}`. */
+export const MESSAGE_OUTCOMES = ['confirmed', 'duplicate', 'rejected', 'retried', 'failed'] as const;
