@@ -1,0 +1,29 @@
+import { Module } from '@nestjs/common';
+import { SETTINGS } from '../config/config.module.js';
+import type { Settings } from '../config/settings.js';
+import { WorkerMetrics } from '../observability/worker-metrics.js';
+import { OutcomeReporter } from '../purchases/outcome.reporter.js';
+import { PurchasesModule } from '../purchases/purchases.module.js';
+import { PurchaseTransport } from './purchase.transport.js';
+import { QueueDepthMonitor } from './queue-depth.monitor.js';
+
+/** The RabbitMQ side: transport (connection, topology, consume, settle) and the queue depth monitor. */
+@Module({
+  imports: [PurchasesModule],
+  providers: [
+    {
+      provide: PurchaseTransport,
+      inject: [SETTINGS, WorkerMetrics, OutcomeReporter],
+      useFactory: (settings: Settings, metrics: WorkerMetrics, reporter: OutcomeReporter) =>
+        new PurchaseTransport(settings, metrics, reporter),
+    },
+    {
+      provide: QueueDepthMonitor,
+      inject: [PurchaseTransport, WorkerMetrics, SETTINGS],
+      useFactory: (transport: PurchaseTransport, metrics: WorkerMetrics, settings: Settings) =>
+        new QueueDepthMonitor(transport, metrics, settings),
+    },
+  ],
+  exports: [PurchaseTransport, QueueDepthMonitor],
+})
+export class BrokerModule {}

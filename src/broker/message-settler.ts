@@ -1,0 +1,154 @@
+import { Logger } from '@nestjs/common';
+import type { WorkerMetrics } from '../observability/worker-metrics.js';
+import type { Outcome } from '../purchases/outcome.js';
+import type { OutcomeReporter } from '../purchases/outcome.reporter.js';
+import type { DeadLetterPublisher } from './dead-letter.publisher.js';
+import type { Delivery } from './delivery.js';
+import { backoffDelayMs } from '../database/backoff.js';
+
+/** The worker is shutting down past its deadline: leave the message unacked for redelivery. */
+export class ShutdownInterruptedError extends Error {
+  override readonly name = 'ShutdownInterruptedError';
+}
+
+export interface SettlerOptions {
+  queueType: 'quorum' | 'classic';
+  maxDeliveries: number;
+  retryBaseMs: number;
+  retryMaxMs: number;
+}
+
+/**
+ * The one place that turns an outcome into ack, requeue or dead-letter, then reports it.
+ * - confirmed / duplicate: ack (the order is committed).
+ * - rejected: publish to the DLQ with confirms, then ack.
+ * - retry: requeue (quorum: nack, counted by `x-delivery-limit`; classic: republish with `x-retry-count`);
+ *   at the last allowed delivery the message is dead-lettered with the error as its reason instead.
+ * An ack or nack is only sent on the channel that delivered the message and only while it is open: a
+ * delivery tag from a dead channel means nothing to the broker, which redelivers the message anyway.
+ */
+export class MessageSettler {
+  private readonly logger = new Logger(MessageSettler.name);
+  private readonly delays = new Set<() => void>();
+  private interrupted = false;
+
+  constructor(
+    private readonly deadLetters: DeadLetterPublisher,
+    private readonly reporter: OutcomeReporter,
+    private readonly metrics: WorkerMetrics,
+    private readonly options: SettlerOptions,
+  ) {}
+
+  async settle(delivery: Delivery, outcome: Outcome): Promise<void> {
+    const settled = await this.apply(delivery, outcome);
+    this.reporter.report(settled, {
+      messageId: delivery.message.properties.messageId as string | undefined,
+      deliveryTag: delivery.message.fields.deliveryTag,
+      deliveryCount: delivery.deliveryCount,
+    });
+  }
+
+  private async apply(delivery: Delivery, outcome: Outcome): Promise<Outcome> {
+    switch (outcome.kind) {
+      case 'confirmed':
+      case 'duplicate':
+        this.ack(delivery);
+        return outcome;
+      case 'rejected':
+        try {
+          await this.deadLetters.publish(delivery, outcome.rejection);
+        } catch (error) {
+          const retry: Outcome = { kind: 'retry', error: error as Error };
+          if (outcome.purchase) retry.purchase = outcome.purchase;
+          this.requeue(delivery);
+          return retry;
+        }
+        this.ack(delivery);
+        return outcome;
+      case 'retry':
+        return this.retry(delivery, outcome);
+    }
+  }
+
+  private async retry(delivery: Delivery, outcome: Extract<Outcome, { kind: 'retry' }>): Promise<Outcome> {
+    if (outcome.error instanceof ShutdownInterruptedError) {
+      // The channel closes next; the broker redelivers the message to another worker.
+      this.metrics.settled('failed');
+      return outcome;
+    }
+    if (delivery.deliveryCount >= this.options.maxDeliveries) {
+      const rejected: Outcome = {
+        kind: 'rejected',
+        rejection: {
+          code: 'DELIVERY_LIMIT',
+          reason: `failed on each of ${delivery.deliveryCount} deliveries; last error: ${outcome.error.message}`,
+        },
+      };
+      if (outcome.purchase) rejected.purchase = outcome.purchase;
+      return this.apply(delivery, rejected);
+    }
+    // Never a hot requeue loop: the message waits out a back-off that grows with its delivery count.
+    await this.delay(backoffDelayMs(delivery.deliveryCount, this.options.retryBaseMs, this.options.retryMaxMs));
+    if (this.interrupted) {
+      this.metrics.settled('failed');
+      return outcome;
+    }
+    if (this.options.queueType === 'classic') {
+      try {
+        await this.deadLetters.republishForRetry(delivery);
+        this.ack(delivery);
+      } catch (error) {
+        this.logger.warn(`republishing for retry failed, requeueing instead: ${(error as Error).message}`);
+        this.requeue(delivery);
+      }
+    } else {
+      this.requeue(delivery);
+    }
+    return outcome;
+  }
+
+  /** Ends every pending back-off at once; those messages stay unacked for redelivery. */
+  interruptDelays(): void {
+    this.interrupted = true;
+    for (const wake of this.delays) wake();
+    this.delays.clear();
+  }
+
+  private delay(ms: number): Promise<void> {
+    if (this.interrupted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.delays.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.delays.add(wake);
+    });
+  }
+
+  private ack(delivery: Delivery): void {
+    this.onLiveChannel(delivery, 'ack', () => delivery.live.channel.ack(delivery.message));
+  }
+
+  private requeue(delivery: Delivery): void {
+    this.onLiveChannel(delivery, 'requeue', () => delivery.live.channel.nack(delivery.message, false, true));
+  }
+
+  private onLiveChannel(delivery: Delivery, action: string, send: () => void): void {
+    if (delivery.live.open) {
+      try {
+        send();
+        return;
+      } catch (error) {
+        // The channel closed between the check and the send (amqplib throws "Channel closed").
+        delivery.live.open = false;
+        this.logger.debug(`${action} failed: ${(error as Error).message}`);
+      }
+    }
+    this.metrics.settled('failed');
+    this.logger.debug(
+      `no ${action} for delivery ${delivery.message.fields.deliveryTag}: its channel is closed; the broker redelivers it`,
+    );
+  }
+}

@@ -1,0 +1,42 @@
+import { Logger } from '@nestjs/common';
+import type { Settings } from '../config/settings.js';
+import type { WorkerMetrics } from '../observability/worker-metrics.js';
+import type { PurchaseTransport } from './purchase.transport.js';
+
+/** Feeds the queue and DLQ depth gauges from passive queue checks on a timer. */
+export class QueueDepthMonitor {
+  private readonly logger = new Logger(QueueDepthMonitor.name);
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly transport: PurchaseTransport,
+    private readonly metrics: WorkerMetrics,
+    private readonly settings: Settings,
+  ) {}
+
+  start(): void {
+    this.timer ??= setInterval(() => void this.poll(), this.settings.QUEUE_DEPTH_POLL_MS).unref();
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
+  async poll(): Promise<void> {
+    const connection = this.transport.connection;
+    if (!connection) return;
+    let channel;
+    try {
+      channel = await connection.createChannel();
+      channel.on('error', (error: Error) => this.logger.debug(`depth check channel: ${error.message}`));
+      const queue = await channel.checkQueue(this.settings.PURCHASE_QUEUE);
+      const deadLetters = await channel.checkQueue(this.settings.DEAD_LETTER_QUEUE);
+      this.metrics.queueDepths(queue.queue, queue.messageCount, deadLetters.queue, deadLetters.messageCount);
+    } catch (error) {
+      this.logger.warn(`queue depth check failed: ${(error as Error).message}`);
+    } finally {
+      await channel?.close().catch((error: Error) => this.logger.debug(`closing depth check channel: ${error.message}`));
+    }
+  }
+}

@@ -1,0 +1,87 @@
+import { Logger } from '@nestjs/common';
+import type { Channel, ChannelModel } from 'amqplib';
+import type { QueueDeclaration } from './topology.js';
+
+/** What the broker said about one queue of the topology at start-up or after a reconnect. */
+export interface QueueFound {
+  name: string;
+  created: boolean;
+  messageCount: number;
+  consumerCount: number;
+  /** Set when the existing queue's arguments differ from ours: the broker's own words. */
+  differsFromDeclaration?: string;
+}
+
+interface ChannelOwner {
+  connection: ChannelModel | undefined;
+}
+
+/**
+ * Applies the topology idempotently: each queue is checked first (passive declare) and declared only when
+ * missing, so a queue that another system declared with other arguments (the flash-sale API's classic
+ * `purchase_queue`) is used as it is instead of failing with PRECONDITION_FAILED. A probe on a scratch
+ * channel tells whether the existing queue's arguments match ours, and the difference is logged.
+ * Checks run on scratch channels because a failed check closes the channel it ran on.
+ */
+export class TopologyDeclarer {
+  private readonly logger = new Logger(TopologyDeclarer.name);
+
+  async apply(owner: ChannelOwner, queues: readonly QueueDeclaration[]): Promise<QueueFound[]> {
+    const found: QueueFound[] = [];
+    for (const queue of queues) found.push(await this.applyOne(owner, queue));
+    return found;
+  }
+
+  private async applyOne(owner: ChannelOwner, queue: QueueDeclaration): Promise<QueueFound> {
+    const existing = await this.withScratchChannel(owner, (channel) => channel.checkQueue(queue.name)).catch(
+      (error: { code?: number }) => {
+        if (error.code === 404) return undefined;
+        throw error;
+      },
+    );
+    if (!existing) {
+      const declared = await this.withScratchChannel(owner, (channel) => channel.assertQueue(queue.name, queue.options));
+      this.logger.log(`declared ${queue.role} queue ${queue.name} ${JSON.stringify(queue.options.arguments ?? {})}`);
+      return { name: queue.name, created: true, messageCount: declared.messageCount, consumerCount: declared.consumerCount };
+    }
+    const difference = await this.withScratchChannel(owner, (channel) => channel.assertQueue(queue.name, queue.options)).then(
+      () => undefined,
+      (error: { code?: number; message?: string }) => {
+        if (error.code === 406) return error.message ?? 'arguments differ';
+        throw error;
+      },
+    );
+    const summary = `${existing.messageCount} messages, ${existing.consumerCount} consumers`;
+    if (difference) {
+      this.logger.warn(
+        `using existing ${queue.role} queue ${queue.name} as it was declared (${summary}); its arguments differ from ` +
+          `ours ${JSON.stringify(queue.options.arguments ?? {})}: ${difference}`,
+      );
+    } else {
+      this.logger.log(
+        `using existing ${queue.role} queue ${queue.name} (${summary}), arguments ${JSON.stringify(queue.options.arguments ?? {})}`,
+      );
+    }
+    return {
+      name: queue.name,
+      created: false,
+      messageCount: existing.messageCount,
+      consumerCount: existing.consumerCount,
+      ...(difference ? { differsFromDeclaration: difference } : {}),
+    };
+  }
+
+  private async withScratchChannel<T>(owner: ChannelOwner, work: (channel: Channel) => Promise<T>): Promise<T> {
+    if (!owner.connection) throw new Error('not connected to the broker');
+    const channel = await owner.connection.createChannel();
+    // A failed check closes the channel and also emits `error`; the rejection of `work` already carries
+    // that error to the caller, so the event needs no second handling.
+    channel.on('error', () => undefined);
+    try {
+      return await work(channel);
+    } finally {
+      // After a failed check the broker has closed this channel already; closing it again is a no-op.
+      await channel.close().catch(() => undefined);
+    }
+  }
+}

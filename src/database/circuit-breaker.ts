@@ -1,0 +1,90 @@
+import { Logger } from '@nestjs/common';
+import { EventEmitter } from 'node:events';
+import { backoffDelayMs, sleep } from './backoff.js';
+
+export interface CircuitBreakerOptions {
+  /** Consecutive transient failures that open the circuit. */
+  failureThreshold: number;
+  /** First probe delay, doubled per failed probe up to `maxDelayMs`, with jitter. */
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+/**
+ * The database circuit breaker. Closed: writes go through. After `failureThreshold` consecutive
+ * transient failures it opens: it emits `open` (the consumer pauses), probes the database at growing
+ * intervals, and on the first successful probe closes again and emits `close` (the consumer resumes).
+ */
+export class CircuitBreaker extends EventEmitter<{ open: [Error]; close: [] }> {
+  private readonly logger = new Logger(CircuitBreaker.name);
+  private consecutiveFailures = 0;
+  private openSince: number | undefined;
+  private closed: Promise<void> = Promise.resolve();
+  private markClosed: () => void = () => undefined;
+  private stopped = false;
+
+  constructor(
+    private readonly probe: () => Promise<void>,
+    private readonly options: CircuitBreakerOptions,
+  ) {
+    super();
+  }
+
+  get isOpen(): boolean {
+    return this.openSince !== undefined;
+  }
+
+  /** Why the circuit is open, for /ready; undefined while closed. */
+  get openReason(): string | undefined {
+    return this.openSince === undefined
+      ? undefined
+      : `database circuit open for ${Math.round((Date.now() - this.openSince) / 1000)} s`;
+  }
+
+  /** Resolves at once while closed, else when a probe succeeds. */
+  whenClosed(): Promise<void> {
+    return this.closed;
+  }
+
+  recordSuccess(): void {
+    this.consecutiveFailures = 0;
+  }
+
+  recordFailure(error: Error): void {
+    this.consecutiveFailures++;
+    if (this.isOpen || this.consecutiveFailures < this.options.failureThreshold) return;
+    this.openSince = Date.now();
+    this.closed = new Promise((resolve) => (this.markClosed = resolve));
+    this.logger.warn(
+      `database circuit open after ${this.consecutiveFailures} consecutive failures; pausing consumption: ${error.message}`,
+    );
+    this.emit('open', error);
+    void this.probeUntilHealthy();
+  }
+
+  /** Stops probing (shutdown); a pending `whenClosed` stays pending. */
+  stop(): void {
+    this.stopped = true;
+  }
+
+  private async probeUntilHealthy(): Promise<void> {
+    for (let attempt = 1; !this.stopped; attempt++) {
+      await sleep(backoffDelayMs(attempt, this.options.baseDelayMs, this.options.maxDelayMs));
+      if (this.stopped) return;
+      try {
+        await this.probe();
+      } catch (error) {
+        this.logger.warn(`database probe ${attempt} failed: ${(error as Error).message}`);
+        continue;
+      }
+      this.logger.log(
+        `database reachable again after ${Math.round((Date.now() - (this.openSince ?? Date.now())) / 1000)} s; circuit closed`,
+      );
+      this.openSince = undefined;
+      this.consecutiveFailures = 0;
+      this.markClosed();
+      this.emit('close');
+      return;
+    }
+  }
+}

@@ -1,0 +1,41 @@
+import 'reflect-metadata';
+import { InvalidSettingsError, parseSettings, type Settings } from './config/settings.js';
+import { startWorker } from './worker.js';
+
+function readSettings(): Settings {
+  try {
+    return parseSettings(process.env);
+  } catch (error) {
+    if (error instanceof InvalidSettingsError) {
+      console.error(`flashsale-worker cannot start: ${error.message}`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw error;
+  }
+}
+
+async function main(): Promise<void> {
+  const settings = readSettings();
+  const worker = await startWorker(settings);
+  const onSignal = (signal: NodeJS.Signals) => {
+    // A second signal, or a shutdown stuck past its deadline, ends the process without acking anything more.
+    setTimeout(() => {
+      console.error(`flashsale-worker: shutdown did not finish within ${settings.SHUTDOWN_DEADLINE_MS + 2000} ms`);
+      process.exit(1);
+    }, settings.SHUTDOWN_DEADLINE_MS + 2000).unref();
+    worker.stop(signal).then(
+      (code) => process.exit(code),
+      (error: Error) => {
+        console.error(`flashsale-worker: shutdown failed: ${error.stack ?? error.message}`);
+        process.exit(1);
+      },
+    );
+  };
+  process.once('SIGTERM', onSignal);
+  process.once('SIGINT', onSignal);
+}
+
+main().catch((error: Error) => {
+  console.error(`flashsale-worker failed to start: ${error.stack ?? error.message}`);
+  process.exit(1);
+});

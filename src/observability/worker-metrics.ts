@@ -1,0 +1,134 @@
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { METRIC } from './metric-names.js';
+
+export type CountedOutcome = 'confirmed' | 'duplicate' | 'rejected' | 'retried' | 'failed';
+
+/**
+ * Every metric of the worker, on one registry (the process-wide one in production, a fresh one in
+ * unit tests). Updated only through these methods, so the names live in one place.
+ */
+export class WorkerMetrics {
+  private readonly messages: Counter<'outcome'>;
+  private readonly batchSize: Histogram;
+  private readonly dbWriteDuration: Histogram;
+  private readonly publishToCommit: Histogram;
+  readonly inFlight: Gauge;
+  readonly auditBufferSize: Gauge;
+  private readonly auditFlushed: Counter;
+  private readonly auditDropped: Counter;
+  private readonly auditFlushFailures: Counter;
+  private readonly queueDepth: Gauge<'queue'>;
+  private readonly dlqDepth: Gauge<'queue'>;
+  private readonly consumerPaused: Gauge;
+  private readonly circuitOpen: Gauge;
+
+  constructor(private readonly registry: Registry) {
+    const registers = [registry];
+    this.messages = new Counter({
+      name: METRIC.messages,
+      help: 'Messages settled, by outcome (confirmed, duplicate, rejected, retried, failed).',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.batchSize = new Histogram({
+      name: METRIC.batchSize,
+      help: 'Purchases written by one INSERT.',
+      buckets: [1, 5, 10, 25, 50, 100, 250, 500, 1000, 2500],
+      registers,
+    });
+    this.dbWriteDuration = new Histogram({
+      name: METRIC.dbWriteDuration,
+      help: 'Duration of one batch INSERT of orders, in seconds.',
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    this.publishToCommit = new Histogram({
+      name: METRIC.publishToCommit,
+      help: "From the message's timestamp to the commit of its order, in seconds.",
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+      registers,
+    });
+    this.inFlight = new Gauge({ name: METRIC.inFlight, help: 'Messages received and not yet settled.', registers });
+    this.auditBufferSize = new Gauge({
+      name: METRIC.auditBufferSize,
+      help: 'Audit events buffered in memory, not yet written.',
+      registers,
+    });
+    this.auditFlushed = new Counter({ name: METRIC.auditFlushed, help: 'Audit events written.', registers });
+    this.auditDropped = new Counter({
+      name: METRIC.auditDropped,
+      help: 'Audit events dropped because the buffer was full.',
+      registers,
+    });
+    this.auditFlushFailures = new Counter({
+      name: METRIC.auditFlushFailures,
+      help: 'Audit flushes that failed (their events are kept and retried).',
+      registers,
+    });
+    this.queueDepth = new Gauge({
+      name: METRIC.queueDepth,
+      help: 'Ready messages in the purchase queue (passive check).',
+      labelNames: ['queue'],
+      registers,
+    });
+    this.dlqDepth = new Gauge({
+      name: METRIC.dlqDepth,
+      help: 'Messages in the dead-letter queue (passive check).',
+      labelNames: ['queue'],
+      registers,
+    });
+    this.consumerPaused = new Gauge({
+      name: METRIC.consumerPaused,
+      help: '1 while this worker is not consuming (database circuit open, broker away, shutting down).',
+      registers,
+    });
+    this.circuitOpen = new Gauge({
+      name: METRIC.circuitOpen,
+      help: '1 while the database circuit breaker is open.',
+      registers,
+    });
+  }
+
+  settled(outcome: CountedOutcome, count = 1): void {
+    this.messages.inc({ outcome }, count);
+  }
+
+  batchWritten(size: number, seconds: number): void {
+    this.batchSize.observe(size);
+    this.dbWriteDuration.observe(seconds);
+  }
+
+  committed(latencySeconds: number): void {
+    this.publishToCommit.observe(latencySeconds);
+  }
+
+  auditWritten(count: number): void {
+    this.auditFlushed.inc(count);
+  }
+
+  auditDroppedEvents(count: number): void {
+    this.auditDropped.inc(count);
+  }
+
+  auditFlushFailed(): void {
+    this.auditFlushFailures.inc();
+  }
+
+  queueDepths(queue: string, ready: number, deadLetterQueue: string, deadLettered: number): void {
+    this.queueDepth.set({ queue }, ready);
+    this.dlqDepth.set({ queue: deadLetterQueue }, deadLettered);
+  }
+
+  consumerState(paused: boolean): void {
+    this.consumerPaused.set(paused ? 1 : 0);
+  }
+
+  circuitState(open: boolean): void {
+    this.circuitOpen.set(open ? 1 : 0);
+  }
+
+  /** Removes this worker's metrics from the registry (a second app in the same process re-registers). */
+  unregister(): void {
+    for (const name of Object.values(METRIC)) this.registry.removeSingleMetric(name);
+  }
+}

@@ -1,0 +1,238 @@
+import { Logger } from '@nestjs/common';
+import { classifyDatabaseError, databaseErrorCode } from '../database/database-errors.js';
+import { backoffDelayMs, sleep } from '../database/backoff.js';
+import type { CircuitBreaker } from '../database/circuit-breaker.js';
+import type { WorkerMetrics } from '../observability/worker-metrics.js';
+import type { InsertedOrders } from './order.writer.js';
+import type { Outcome } from './outcome.js';
+import { orderKey, type Purchase } from './purchase.schema.js';
+
+export interface BatcherOptions {
+  maxBatchSize: number;
+  maxWaitMs: number;
+  maxBatchesInFlight: number;
+  retryBaseMs: number;
+  retryMaxMs: number;
+  /** Attempts at a batch failing with an unclassified error before its messages are handed back. */
+  maxAttempts: number;
+}
+
+export interface OrderInserter {
+  insert(purchases: readonly Purchase[]): Promise<InsertedOrders>;
+}
+
+/** A batch write that failed with context: which sales, how many purchases, which attempt. */
+export class OrderBatchError extends Error {
+  override readonly name = 'OrderBatchError';
+  constructor(
+    readonly purchases: readonly Purchase[],
+    readonly attempt: number,
+    readonly code: string | undefined,
+    options: ErrorOptions,
+  ) {
+    const first = purchases[0];
+    super(
+      `insert of ${purchases.length} order(s) failed on attempt ${attempt}` +
+        (first ? ` (first: sale ${first.saleId}, user ${first.userId})` : '') +
+        (code ? ` [${code}]` : '') +
+        `: ${(options.cause as Error | undefined)?.message ?? String(options.cause)}`,
+      options,
+    );
+  }
+}
+
+interface Pending {
+  purchase: Purchase;
+  resolve: (outcome: Outcome) => void;
+}
+
+/**
+ * Gathers purchases into batches of up to `maxBatchSize` or `maxWaitMs`, writes each batch with one INSERT,
+ * and resolves every purchase's outcome once its batch has committed. A batch the database refuses is
+ * bisected until the refused purchase stands alone; transient faults are retried with back-off behind the
+ * circuit breaker. Nothing here acks: the caller settles each message from its outcome.
+ */
+export class PurchaseBatcher {
+  private readonly logger = new Logger(PurchaseBatcher.name);
+  private pending: Pending[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private readonly ready: Pending[][] = [];
+  private readonly writing = new Set<Pending[]>();
+  private inFlight = 0;
+  private idleWaiters: (() => void)[] = [];
+  private abandoned = false;
+
+  constructor(
+    private readonly orders: OrderInserter,
+    private readonly breaker: CircuitBreaker,
+    private readonly metrics: WorkerMetrics,
+    private readonly options: BatcherOptions,
+  ) {}
+
+  /** Purchases accepted and not yet resolved. */
+  get size(): number {
+    return this.pending.length + this.ready.reduce((sum, batch) => sum + batch.length, 0) + this.inFlight;
+  }
+
+  submit(purchase: Purchase): Promise<Outcome> {
+    return new Promise((resolve) => {
+      this.pending.push({ purchase, resolve });
+      if (this.pending.length >= this.options.maxBatchSize) this.cut();
+      else this.timer ??= setTimeout(() => this.cut(), this.options.maxWaitMs);
+    });
+  }
+
+  /** Writes whatever is gathered now, without waiting for the batch to fill (shutdown drain). */
+  flushNow(): void {
+    this.cut();
+  }
+
+  /** Resolves when every accepted purchase has an outcome. */
+  async whenIdle(): Promise<void> {
+    this.cut();
+    if (this.size === 0) return;
+    await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /**
+   * Shutdown past its deadline: every purchase still waiting resolves as `retry`; its message stays
+   * unacked and the broker redelivers it. Writes already sent may still commit: redelivery then finds
+   * a duplicate, which is a success.
+   */
+  abandon(reason: Error): void {
+    this.abandoned = true;
+    clearTimeout(this.timer);
+    const waiting = [...this.pending, ...this.ready.flat(), ...[...this.writing].flat()];
+    this.pending = [];
+    this.ready.length = 0;
+    this.writing.clear();
+    this.inFlight = 0;
+    for (const item of waiting) item.resolve({ kind: 'retry', purchase: item.purchase, error: reason });
+    this.notifyIfIdle();
+  }
+
+  private cut(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.pending.length > 0) {
+      this.ready.push(this.pending);
+      this.pending = [];
+    }
+    this.startWrites();
+  }
+
+  private startWrites(): void {
+    while (this.inFlight < this.options.maxBatchesInFlight && this.ready.length > 0) {
+      const batch = this.ready.shift() as Pending[];
+      this.inFlight += batch.length;
+      this.writing.add(batch);
+      void this.writeBatch(batch).finally(() => {
+        if (!this.writing.delete(batch)) return; // abandoned: already resolved
+        this.inFlight -= batch.length;
+        this.startWrites();
+        this.notifyIfIdle();
+      });
+    }
+  }
+
+  private notifyIfIdle(): void {
+    if (this.size > 0) return;
+    const waiters = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const resolve of waiters) resolve();
+  }
+
+  private async writeBatch(batch: Pending[]): Promise<void> {
+    // One INSERT row per order key: the first purchase of a key is the candidate, the rest of the batch
+    // with that key are duplicates of it whatever the database says.
+    const candidates = new Map<string, Purchase>();
+    for (const { purchase } of batch) {
+      const key = orderKey(purchase);
+      if (!candidates.has(key)) candidates.set(key, purchase);
+    }
+    const results = await this.writeIsolatingFailures([...candidates.values()], 1);
+    const claimed = new Set<string>();
+    for (const { purchase, resolve } of batch) {
+      const key = orderKey(purchase);
+      const result = results.get(key);
+      if (result === undefined || result instanceof Error || 'kind' in result) {
+        resolve(this.failureOutcome(purchase, result));
+      } else if (result.inserted && !claimed.has(key)) {
+        claimed.add(key);
+        resolve({ kind: 'confirmed', purchase, committedAt: result.committedAt });
+      } else {
+        resolve({ kind: 'duplicate', purchase, committedAt: result.committedAt });
+      }
+    }
+  }
+
+  private failureOutcome(purchase: Purchase, result: Error | Outcome | undefined): Outcome {
+    if (result && !(result instanceof Error)) return { ...result, purchase } as Outcome;
+    return { kind: 'retry', purchase, error: result ?? new Error('no result for this purchase') };
+  }
+
+  /**
+   * Inserts `purchases` (distinct keys), returning per key either the insert result, a rejection outcome
+   * (the database refuses this row) or the error to hand back to the broker.
+   */
+  private async writeIsolatingFailures(
+    purchases: Purchase[],
+    firstAttempt: number,
+  ): Promise<Map<string, { inserted: boolean; committedAt: Date } | Outcome | Error>> {
+    const results = new Map<string, { inserted: boolean; committedAt: Date } | Outcome | Error>();
+    for (let attempt = firstAttempt; ; attempt++) {
+      if (this.abandoned) {
+        for (const purchase of purchases) results.set(orderKey(purchase), new Error('worker shutting down'));
+        return results;
+      }
+      await this.breaker.whenClosed();
+      const started = performance.now();
+      try {
+        const inserted = await this.orders.insert(purchases);
+        this.metrics.batchWritten(purchases.length, (performance.now() - started) / 1000);
+        this.breaker.recordSuccess();
+        const now = new Date();
+        for (const purchase of purchases) {
+          const committedAt = inserted.get(orderKey(purchase));
+          results.set(orderKey(purchase), { inserted: committedAt !== undefined, committedAt: committedAt ?? now });
+        }
+        return results;
+      } catch (cause) {
+        const kind = classifyDatabaseError(cause);
+        const error = new OrderBatchError(purchases, attempt, databaseErrorCode(cause), { cause });
+        if (kind === 'transient') {
+          // The database is away or busy: the same batch will succeed later. Wait, never dead-letter.
+          this.breaker.recordFailure(error);
+          this.logger.warn(error.message);
+          await sleep(backoffDelayMs(attempt, this.options.retryBaseMs, this.options.retryMaxMs));
+          continue;
+        }
+        if (purchases.length > 1) {
+          // Some row of this batch is refused: split until the refused one stands alone.
+          const middle = Math.ceil(purchases.length / 2);
+          const [left, right] = await Promise.all([
+            this.writeIsolatingFailures(purchases.slice(0, middle), attempt),
+            this.writeIsolatingFailures(purchases.slice(middle), attempt),
+          ]);
+          return new Map([...left, ...right]);
+        }
+        const [only] = purchases as [Purchase];
+        if (kind === 'poison') {
+          this.logger.warn(`database refused sale ${only.saleId}, user ${only.userId}: ${error.message}`);
+          results.set(orderKey(only), {
+            kind: 'rejected',
+            purchase: only,
+            rejection: { code: 'REFUSED_BY_DATABASE', reason: `database refused the order: ${(cause as Error).message}` },
+          });
+          return results;
+        }
+        if (attempt >= this.options.maxAttempts) {
+          this.logger.error(`giving sale ${only.saleId}, user ${only.userId} back to the broker: ${error.message}`);
+          results.set(orderKey(only), error);
+          return results;
+        }
+        await sleep(backoffDelayMs(attempt, this.options.retryBaseMs, this.options.retryMaxMs));
+      }
+    }
+  }
+}

@@ -1,0 +1,124 @@
+import { z } from 'zod';
+
+/**
+ * The purchase message contract (CONTRACT.md, "Message body") in one place: the schema, the type inferred
+ * from it, and the reasons a message is rejected. Everything else imports it.
+ */
+const USER_ID_MAX_CHARACTERS = 255;
+const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+// ISO 8601 date-time with an explicit zone: a purchase time without one is ambiguous.
+const ISO_DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/i;
+
+function isCalendarDateTime(value: string): boolean {
+  const match = ISO_DATE_TIME.exec(value);
+  if (!match) return false;
+  const [year, month, day, hour, minute, second] = match.slice(1, 7).map((part) => Number(part ?? 0)) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
+  return (
+    month >= 1 &&
+    month <= 12 &&
+    day >= 1 &&
+    day <= daysInMonth &&
+    hour <= 23 &&
+    minute <= 59 &&
+    second <= 59 &&
+    !Number.isNaN(Date.parse(value))
+  );
+}
+
+const noNul = (value: string) => !value.includes('\u0000');
+
+export const purchaseSchema = z.object({
+  saleId: z
+    .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') })
+    .regex(UUID_PATTERN, 'must be a UUID')
+    .transform((value) => value.toLowerCase()),
+  userId: z
+    .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') })
+    .refine((value) => value.length > 0, 'must not be empty')
+    .refine((value) => [...value].length <= USER_ID_MAX_CHARACTERS, `must be at most ${USER_ID_MAX_CHARACTERS} characters`)
+    .refine(noNul, 'must not contain a NUL character'),
+  timestamp: z
+    .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') })
+    .refine(isCalendarDateTime, 'must be an ISO 8601 date-time with a zone, e.g. 2026-11-22T10:00:00.000Z')
+    .transform((value) => new Date(value)),
+});
+
+/** A valid purchase: saleId lower-cased (PostgreSQL compares UUIDs that way), timestamp as a Date. */
+export type Purchase = z.output<typeof purchaseSchema>;
+
+/** Why a message was rejected: a stable code for counting and a sentence a person understands. */
+export interface Rejection {
+  code: RejectionCode;
+  reason: string;
+}
+
+export type RejectionCode =
+  | 'BODY_TOO_LARGE'
+  | 'WRONG_CONTENT_TYPE'
+  | 'INVALID_UTF8'
+  | 'NOT_JSON'
+  | 'NOT_AN_OBJECT'
+  | 'INVALID_FIELDS'
+  | 'REFUSED_BY_DATABASE'
+  | 'DELIVERY_LIMIT';
+
+export type ParseResult = { ok: true; purchase: Purchase } | { ok: false; rejection: Rejection };
+
+const JSON_CONTENT_TYPE = /^application\/([\w.+-]+\+)?json\s*(;.*)?$/i;
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+function reject(code: RejectionCode, reason: string): ParseResult {
+  return { ok: false, rejection: { code, reason } };
+}
+
+function describeType(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return `a ${typeof value}`;
+}
+
+/**
+ * Turns a message body into a purchase, or says exactly what is wrong with it.
+ * `contentType` is the AMQP property; a message without one is read as JSON.
+ */
+export function parsePurchase(body: Buffer, contentType: string | undefined, maxBytes: number): ParseResult {
+  if (body.length > maxBytes) {
+    return reject('BODY_TOO_LARGE', `body is ${body.length} bytes, over the limit of ${maxBytes} bytes`);
+  }
+  if (contentType !== undefined && contentType !== '' && !JSON_CONTENT_TYPE.test(contentType)) {
+    return reject('WRONG_CONTENT_TYPE', `content type is "${contentType}", expected application/json`);
+  }
+  let text: string;
+  try {
+    text = utf8.decode(body);
+  } catch {
+    return reject('INVALID_UTF8', 'body is not valid UTF-8');
+  }
+  if (text.trim() === '') return reject('NOT_JSON', 'body is empty');
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch (error) {
+    return reject('NOT_JSON', `body is not JSON: ${(error as Error).message}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    return reject('NOT_AN_OBJECT', `body is ${describeType(value)}, expected a JSON object`);
+  }
+  const parsed = purchaseSchema.safeParse(value);
+  if (parsed.success) return { ok: true, purchase: parsed.data };
+  const problems = parsed.error.issues.map((issue) => `${issue.path.join('.') || 'body'} ${issue.message}`);
+  return reject('INVALID_FIELDS', problems.join('; '));
+}
+
+/** The key UNIQUE (sale_id, user_id) compares: two purchases with the same key are one order. */
+export function orderKey(purchase: Pick<Purchase, 'saleId' | 'userId'>): string {
+  return `${purchase.saleId}\u0000${purchase.userId}`;
+}
