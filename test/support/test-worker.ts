@@ -1,0 +1,165 @@
+import amqp, { type ChannelModel, type ConfirmChannel, type Options } from 'amqplib';
+import pg from 'pg';
+import { parseSettings, type Settings } from '../../src/config/settings.js';
+import { startWorker, type RunningWorker } from '../../src/worker.js';
+import { createTestDatabase, TEST_RABBITMQ_URL, type TestDatabase, uniqueName, waitFor } from './harness.js';
+
+/** A purchase body as the flash-sale API publishes it. */
+export interface PurchaseBody {
+  saleId: string;
+  userId: string;
+  timestamp: string;
+}
+
+/**
+ * One test file's world: its own database and queue names on the shared servers, a publisher and
+ * helpers to read queues and tables, and workers started in-process against them.
+ */
+export class TestWorld {
+  readonly queue: string;
+  readonly deadLetterQueue: string;
+  private connection: ChannelModel | undefined;
+  private channel: ConfirmChannel | undefined;
+  private readonly workers: RunningWorker[] = [];
+  readonly sql: pg.Pool;
+
+  private constructor(
+    readonly db: TestDatabase,
+    readonly rabbitUrl: string,
+    prefix: string,
+  ) {
+    this.queue = uniqueName(`fsw.${prefix}`);
+    this.deadLetterQueue = `${this.queue}.dlq`;
+    this.sql = new pg.Pool({ connectionString: db.url, max: 2 });
+  }
+
+  static async create(prefix: string, rabbitUrl = TEST_RABBITMQ_URL, postgresServerUrl?: string): Promise<TestWorld> {
+    const db = await createTestDatabase(prefix, postgresServerUrl);
+    return new TestWorld(db, rabbitUrl, prefix);
+  }
+
+  /** Settings for a worker of this world; `overrides` use the environment variable names. */
+  settings(overrides: Record<string, string | number> = {}): Settings {
+    return parseSettings({
+      RABBITMQ_URL: this.rabbitUrl,
+      DATABASE_URL: this.db.url,
+      PURCHASE_QUEUE: this.queue,
+      HTTP_PORT: '0',
+      LOG_LEVEL: 'warn',
+      SHUTDOWN_DEADLINE_MS: '10000',
+      ...Object.fromEntries(Object.entries(overrides).map(([key, value]) => [key, String(value)])),
+    });
+  }
+
+  async startWorker(overrides: Record<string, string | number> = {}): Promise<RunningWorker> {
+    const worker = await startWorker(this.settings(overrides));
+    this.workers.push(worker);
+    await waitFor('the worker to consume', () => worker.transport.state === 'consuming');
+    return worker;
+  }
+
+  async publisher(): Promise<ConfirmChannel> {
+    if (!this.channel) {
+      this.connection = await amqp.connect(this.rabbitUrl);
+      this.channel = await this.connection.createConfirmChannel();
+    }
+    return this.channel;
+  }
+
+  /** Publishes raw bodies to the purchase queue with confirms, persistent, JSON content type by default. */
+  async publishRaw(bodies: (string | Buffer)[], options: Options.Publish = {}): Promise<void> {
+    const channel = await this.publisher();
+    for (const body of bodies) {
+      channel.sendToQueue(this.queue, Buffer.isBuffer(body) ? body : Buffer.from(body), {
+        persistent: true,
+        contentType: 'application/json',
+        ...options,
+      });
+    }
+    await channel.waitForConfirms();
+  }
+
+  publish(purchases: PurchaseBody[], options: Options.Publish = {}): Promise<void> {
+    return this.publishRaw(
+      purchases.map((purchase) => JSON.stringify(purchase)),
+      options,
+    );
+  }
+
+  async count(sql: string, params: unknown[] = []): Promise<number> {
+    const result = await this.sql.query<{ count: string }>(sql, params);
+    return Number(result.rows[0]?.count ?? 0);
+  }
+
+  orders(): Promise<number> {
+    return this.count('SELECT count(*) FROM orders');
+  }
+
+  async queueDepth(queue = this.queue): Promise<number> {
+    const channel = await (await this.publisherConnection()).createChannel();
+    try {
+      return (await channel.checkQueue(queue)).messageCount;
+    } finally {
+      await channel.close();
+    }
+  }
+
+  /** Takes every message off the DLQ (acking them) and returns them. */
+  async drainDeadLetters(): Promise<amqp.GetMessage[]> {
+    const channel = await (await this.publisherConnection()).createChannel();
+    const messages: amqp.GetMessage[] = [];
+    try {
+      for (;;) {
+        const message = await channel.get(this.deadLetterQueue, { noAck: true });
+        if (!message) return messages;
+        messages.push(message);
+      }
+    } finally {
+      await channel.close();
+    }
+  }
+
+  /** Waits until `expected` messages sit in the DLQ, then takes them off. */
+  async deadLetters(expected: number, timeoutMs = 15_000): Promise<amqp.GetMessage[]> {
+    const collected: amqp.GetMessage[] = [];
+    await waitFor(
+      `${expected} dead letters`,
+      async () => {
+        collected.push(...(await this.drainDeadLetters()));
+        return collected.length >= expected;
+      },
+      { timeoutMs, intervalMs: 100 },
+    );
+    return collected;
+  }
+
+  async close(): Promise<void> {
+    for (const worker of this.workers.splice(0)) await worker.stop('test end');
+    if (this.connection) {
+      const channel = await this.connection.createChannel();
+      await channel.deleteQueue(this.queue);
+      await channel.deleteQueue(this.deadLetterQueue);
+      await this.connection.close();
+    }
+    await this.sql.end();
+    await this.db.drop();
+  }
+
+  private async publisherConnection(): Promise<ChannelModel> {
+    await this.publisher();
+    return this.connection as ChannelModel;
+  }
+}
+
+let sequence = 0;
+
+/** A valid purchase for a fixed sale; `userId` distinct per call unless given. */
+export function purchase(overrides: Partial<PurchaseBody> = {}): PurchaseBody {
+  sequence++;
+  return {
+    saleId: '7f1d2c7e-5b8a-4c1e-9a55-3c2b7d9e0f11',
+    userId: `user-${sequence}`,
+    timestamp: new Date().toISOString(),
+    ...overrides,
+  };
+}
