@@ -24,6 +24,8 @@ const MAX_ROWS_PER_INSERT = 1000;
 export class AuditTrail {
   private readonly logger = new Logger(AuditTrail.name);
   private buffer: AuditEvent[] = [];
+  /** Events taken out of the buffer by the write in progress; they still count against the bound. */
+  private beingWritten = 0;
   private timer: NodeJS.Timeout | undefined;
   private flushing: Promise<void> | undefined;
   private consecutiveFailures = 0;
@@ -36,8 +38,9 @@ export class AuditTrail {
     private readonly metrics: WorkerMetrics,
   ) {}
 
+  /** Events held in memory: buffered or being written. */
   get bufferedEvents(): number {
-    return this.buffer.length;
+    return this.buffer.length + this.beingWritten;
   }
 
   get dropped(): number {
@@ -46,16 +49,16 @@ export class AuditTrail {
 
   /** Buffers one event; returns at once. */
   record(event: AuditEvent): void {
-    if (this.buffer.length >= this.options.maxBufferedEvents) {
+    if (this.bufferedEvents >= this.options.maxBufferedEvents) {
       this.droppedEvents++;
       this.metrics.auditDroppedEvents(1);
       if (this.droppedEvents === 1 || this.droppedEvents % 10_000 === 0) {
-        this.logger.error(`audit buffer full (${this.buffer.length} events): ${this.droppedEvents} events dropped`);
+        this.logger.error(`audit buffer full (${this.bufferedEvents} events): ${this.droppedEvents} events dropped`);
       }
       return;
     }
     this.buffer.push(event);
-    this.metrics.auditBufferSize.set(this.buffer.length);
+    this.metrics.auditBufferSize.set(this.bufferedEvents);
     if (this.flushing) return; // the running flush picks this event up
     if (this.buffer.length >= this.options.batchSize && this.consecutiveFailures === 0) {
       this.startFlush();
@@ -77,8 +80,8 @@ export class AuditTrail {
   }
 
   private async drainUntil(deadline: number): Promise<void> {
-    this.logger.log(`closing: flushing ${this.buffer.length} audit events`);
-    while (this.buffer.length > 0 || this.flushing) {
+    this.logger.log(`closing: flushing ${this.bufferedEvents} audit events`);
+    while (this.bufferedEvents > 0) {
       await this.flush();
       if (this.buffer.length === 0) break;
       const wait = Math.min(this.retryDelayMs(), deadline - Date.now());
@@ -116,6 +119,7 @@ export class AuditTrail {
   private async writeBuffered(): Promise<void> {
     while (this.buffer.length > 0) {
       const chunk = this.buffer.splice(0, MAX_ROWS_PER_INSERT);
+      this.beingWritten = chunk.length;
       try {
         await this.sink.write(chunk);
       } catch (error) {
@@ -128,7 +132,8 @@ export class AuditTrail {
         );
         return;
       } finally {
-        this.metrics.auditBufferSize.set(this.buffer.length);
+        this.beingWritten = 0;
+        this.metrics.auditBufferSize.set(this.bufferedEvents);
       }
       this.consecutiveFailures = 0;
       this.metrics.auditWritten(chunk.length);

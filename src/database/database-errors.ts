@@ -58,7 +58,8 @@ const POISON = new Set([
 // constraint violation (other than unique) are poison: the same row fails every time.
 const TRANSIENT_SQLSTATE_CLASSES = new Set(['08', '53', '57', '58']);
 const POISON_SQLSTATE_CLASSES = new Set(['22', '23']);
-const SQLSTATE = /^[0-9A-Z]{5}$/;
+// Five characters, but not Prisma's own P1xxx–P6xxx codes (PostgreSQL's only P class is P0, PL/pgSQL).
+const SQLSTATE = /^(?!P[1-9])[0-9A-Z]{5}$/;
 
 // pg raises these without any code when a socket dies mid-query or the pool cannot hand out a client
 // in time; they are matched only after every code above has been looked at.

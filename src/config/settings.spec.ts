@@ -1,0 +1,53 @@
+import { describe, expect, it } from '@jest/globals';
+import { InvalidSettingsError, parseSettings } from './settings.js';
+
+describe('parseSettings', () => {
+  it('applies the contract defaults', () => {
+    const settings = parseSettings({});
+    expect(settings).toMatchObject({
+      RABBITMQ_URL: 'amqp://guest:guest@127.0.0.1:5672',
+      DATABASE_URL: 'postgresql://postgres@127.0.0.1:5432/flashsale',
+      PURCHASE_QUEUE: 'purchase',
+      DEAD_LETTER_QUEUE: 'purchase.dlq',
+      QUEUE_TYPE: 'quorum',
+      SHUTDOWN_DEADLINE_MS: 25_000,
+    });
+    expect(settings.SHUTDOWN_DEADLINE_MS).toBeLessThan(30_000);
+  });
+
+  it('derives the dead-letter queue from the purchase queue unless it is named', () => {
+    expect(parseSettings({ PURCHASE_QUEUE: 'purchase_queue' }).DEAD_LETTER_QUEUE).toBe('purchase_queue.dlq');
+    expect(
+      parseSettings({ PURCHASE_QUEUE: 'purchase_queue', DEAD_LETTER_QUEUE: 'purchase_dlq', QUEUE_TYPE: 'classic' }),
+    ).toMatchObject({ DEAD_LETTER_QUEUE: 'purchase_dlq', QUEUE_TYPE: 'classic' });
+  });
+
+  it('reads numbers from strings and treats empty values as unset', () => {
+    expect(parseSettings({ PREFETCH: '300', BATCH_SIZE: '' })).toMatchObject({ PREFETCH: 300, BATCH_SIZE: 250 });
+  });
+
+  it.each([
+    ['PREFETCH', 'lots', 'PREFETCH="lots"'],
+    ['PREFETCH', '0', 'PREFETCH="0"'],
+    ['QUEUE_TYPE', 'stream', 'QUEUE_TYPE="stream"'],
+    ['RABBITMQ_URL', 'http://localhost', 'must start with amqp://'],
+    ['DATABASE_URL', 'mysql://x@y/z', 'must start with postgresql://'],
+    ['HTTP_PORT', '70000', 'HTTP_PORT="70000"'],
+    ['PURCHASE_QUEUE', 'a queue', 'letters, digits'],
+    ['LOG_LEVEL', 'loud', 'LOG_LEVEL="loud"'],
+  ])('refuses %s=%s naming the setting and the rule', (name, value, expected) => {
+    let thrown: unknown;
+    try {
+      parseSettings({ [name]: value });
+    } catch (error) {
+      thrown = error;
+    }
+    expect(thrown).toBeInstanceOf(InvalidSettingsError);
+    expect((thrown as Error).message).toContain(name);
+    expect((thrown as Error).message).toContain(expected);
+  });
+
+  it('reports every bad setting at once', () => {
+    expect(() => parseSettings({ PREFETCH: '-1', BATCH_SIZE: 'x' })).toThrow(/PREFETCH[\s\S]*BATCH_SIZE|BATCH_SIZE[\s\S]*PREFETCH/);
+  });
+});
