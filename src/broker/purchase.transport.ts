@@ -67,6 +67,10 @@ export class PurchaseTransport extends Server implements CustomTransportStrategy
     return this.inFlightMessages;
   }
 
+  get workerId(): string {
+    return this.settings.WORKER_ID;
+  }
+
   get connection() {
     return this.manager?.connection;
   }

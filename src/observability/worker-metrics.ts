@@ -93,6 +93,12 @@ export class WorkerMetrics {
     this.messages.inc({ outcome }, count);
   }
 
+  /** Messages handed back to the broker for redelivery so far. */
+  async retriedCount(): Promise<number> {
+    const { values } = await this.messages.get();
+    return values.find((value) => value.labels.outcome === 'retried')?.value ?? 0;
+  }
+
   batchWritten(size: number, seconds: number): void {
     this.batchSize.observe(size);
     this.dbWriteDuration.observe(seconds);

@@ -1,5 +1,7 @@
 import amqp, { type ChannelModel, type ConfirmChannel, type Options } from 'amqplib';
 import pg from 'pg';
+import { purchaseTopology } from '../../src/broker/topology.js';
+import { TopologyDeclarer } from '../../src/broker/topology.declarer.js';
 import { parseSettings, type Settings } from '../../src/config/settings.js';
 import { startWorker, type RunningWorker } from '../../src/worker.js';
 import { createTestDatabase, TEST_RABBITMQ_URL, type TestDatabase, uniqueName, waitFor } from './harness.js';
@@ -58,6 +60,12 @@ export class TestWorld {
     return worker;
   }
 
+  /** Declares the queues as a worker with these settings would, so messages can wait before any worker runs. */
+  async declareTopology(overrides: Record<string, string | number> = {}): Promise<void> {
+    await this.publisher();
+    await new TopologyDeclarer().apply({ connection: this.connection }, purchaseTopology(this.settings(overrides)));
+  }
+
   async publisher(): Promise<ConfirmChannel> {
     if (!this.channel) {
       this.connection = await amqp.connect(this.rabbitUrl);
@@ -84,6 +92,11 @@ export class TestWorld {
       purchases.map((purchase) => JSON.stringify(purchase)),
       options,
     );
+  }
+
+  /** A plain channel on this world's connection; the caller closes it. */
+  async openChannel(): Promise<amqp.Channel> {
+    return (await this.publisherConnection()).createChannel();
   }
 
   async count(sql: string, params: unknown[] = []): Promise<number> {

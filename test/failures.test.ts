@@ -1,0 +1,116 @@
+import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
+import { execFile } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { promisify } from 'node:util';
+import { WorkerMetrics } from '../src/observability/worker-metrics.js';
+import { waitFor } from './support/harness.js';
+import { purchase, TestWorld } from './support/test-worker.js';
+
+const run = promisify(execFile);
+
+/** Closes this worker's broker connection from the broker side, as a broker restart or a network cut does. */
+async function closeBrokerConnection(workerId: string): Promise<void> {
+  const { stdout } = await run('rabbitmqctl', ['list_connections', '-q', 'pid', 'client_properties']);
+  const line = stdout.split('\n').find((row) => row.includes(`flashsale-worker ${workerId}`));
+  if (!line) throw new Error(`no broker connection named for ${workerId}`);
+  await run('rabbitmqctl', ['close_connection', line.split('\t')[0] as string, 'test: connection cut']);
+}
+
+describe('when things fail', () => {
+  let world: TestWorld;
+
+  beforeEach(async () => {
+    world = await TestWorld.create('failures');
+  });
+  afterEach(() => world.close());
+
+  it('never acks a purchase whose insert failed: it is redelivered and stored once the database accepts it', async () => {
+    const worker = await world.startWorker({
+      RETRY_BASE_MS: 20,
+      RETRY_MAX_MS: 100,
+      RETRY_MAX_ATTEMPTS: 2,
+      MAX_DELIVERIES: 50,
+    });
+    await world.sql.query('ALTER TABLE orders RENAME TO orders_away');
+    const saleId = randomUUID();
+    await world.publish(Array.from({ length: 10 }, () => purchase({ saleId })));
+
+    // Each message fails, is handed back to the broker after its back-off, and comes again.
+    const retried = () => worker.app.get(WorkerMetrics).retriedCount();
+    await waitFor('messages requeued at least twice each', async () => (await retried()) >= 20, { timeoutMs: 10_000 });
+    expect(await world.count('SELECT count(*) FROM orders_away')).toBe(0);
+    await world.sql.query('ALTER TABLE orders_away RENAME TO orders');
+
+    await waitFor('10 orders', async () => (await world.orders()) === 10, { timeoutMs: 20_000 });
+    await waitFor('the queue to be empty', async () => (await world.queueDepth()) === 0);
+    expect(await world.drainDeadLetters()).toHaveLength(0);
+    expect(await world.count('SELECT count(DISTINCT user_id) FROM orders')).toBe(10);
+  });
+
+  it("consumes the flash-sale API's classic purchase_queue as it was declared and dead-letters to its DLQ", async () => {
+    const queue = world.queue.replace('.', '_') + '_queue';
+    const deadLetterQueue = world.queue.replace('.', '_') + '_dlq';
+    const channel = await world.openChannel();
+    await channel.assertQueue(deadLetterQueue, { durable: true });
+    await channel.assertQueue(queue, {
+      durable: true,
+      arguments: { 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': deadLetterQueue },
+    });
+    try {
+      await world.startWorker({ PURCHASE_QUEUE: queue, DEAD_LETTER_QUEUE: deadLetterQueue, QUEUE_TYPE: 'classic' });
+      const valid = purchase({ saleId: randomUUID() });
+      channel.sendToQueue(queue, Buffer.from(JSON.stringify(valid)), {
+        persistent: true,
+        contentType: 'application/json',
+        headers: { 'x-retry-count': 1 },
+      });
+      channel.sendToQueue(queue, Buffer.from('not json'), { persistent: true, contentType: 'application/json' });
+
+      await waitFor('the order', async () => (await world.orders()) === 1);
+      const deadLetter = await waitFor('the poison in the API DLQ', () => channel.get(deadLetterQueue, { noAck: true }));
+      expect(deadLetter.content.toString()).toBe('not json');
+      expect(deadLetter.properties.headers?.['x-rejection-reason']).toContain('not JSON');
+      expect((await channel.checkQueue(queue)).messageCount).toBe(0);
+    } finally {
+      await channel.deleteQueue(queue);
+      await channel.deleteQueue(deadLetterQueue);
+      await channel.close();
+    }
+  });
+
+  it('uses an existing queue whose arguments differ from its own instead of dying on PRECONDITION_FAILED', async () => {
+    const channel = await world.openChannel();
+    await channel.assertQueue(world.queue, { durable: true }); // classic, no dead-lettering
+    await channel.close();
+    await world.startWorker(); // configured for quorum
+    await world.publish([purchase({ saleId: randomUUID() })]);
+    await waitFor('the order', async () => (await world.orders()) === 1);
+  });
+
+  it('consumes again after the broker cancels its consumer (queue deleted)', async () => {
+    const worker = await world.startWorker({ RETRY_MAX_MS: 500 });
+    const channel = await world.openChannel();
+    await channel.deleteQueue(world.queue);
+    await channel.close();
+    await waitFor('the worker to notice the cancel', () => worker.transport.state !== 'consuming');
+    await waitFor('the worker to consume again', () => worker.transport.state === 'consuming', { timeoutMs: 10_000 });
+
+    await world.publish([purchase({ saleId: randomUUID() })]);
+    await waitFor('the order', async () => (await world.orders()) === 1);
+  });
+
+  it('survives a broker connection cut mid-stream: every purchase stored once, nothing acked on the dead channel', async () => {
+    const worker = await world.startWorker({ BATCH_SIZE: 20, PREFETCH: 50 });
+    const saleId = randomUUID();
+    const bodies = Array.from({ length: 600 }, () => purchase({ saleId }));
+    await world.publish(bodies.slice(0, 300));
+    await waitFor('some orders', async () => (await world.orders()) > 0);
+    await closeBrokerConnection(worker.transport.workerId);
+    await world.publish(bodies.slice(300));
+
+    await waitFor('600 orders', async () => (await world.orders()) === 600, { timeoutMs: 30_000 });
+    await waitFor('the queue to be empty', async () => (await world.queueDepth()) === 0, { timeoutMs: 15_000 });
+    expect(worker.transport.state).toBe('consuming');
+    expect(await world.drainDeadLetters()).toHaveLength(0);
+  });
+});
