@@ -1,0 +1,153 @@
+import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
+import type { Channel, ConsumeMessage } from 'amqplib';
+import { Registry } from 'prom-client';
+import { WorkerMetrics } from '../observability/worker-metrics.js';
+import type { Outcome } from '../purchases/outcome.js';
+import type { OutcomeReporter } from '../purchases/outcome.reporter.js';
+import type { Rejection } from '../purchases/purchase.schema.js';
+import type { DeadLetterPublisher } from './dead-letter.publisher.js';
+import type { Delivery } from './delivery.js';
+import { MessageSettler, type SettlerOptions } from './message-settler.js';
+
+/** A channel that records acks and nacks, and can be closed or made to throw like a closing amqplib channel. */
+class FakeChannel {
+  readonly acked: number[] = [];
+  readonly requeued: number[] = [];
+  throwOnSend = false;
+  ack(message: ConsumeMessage) {
+    if (this.throwOnSend) throw new Error('Channel closed');
+    this.acked.push(message.fields.deliveryTag);
+  }
+  nack(message: ConsumeMessage, _allUpTo: boolean, requeue: boolean) {
+    if (this.throwOnSend) throw new Error('Channel closed');
+    if (requeue) this.requeued.push(message.fields.deliveryTag);
+  }
+}
+
+class FakeDeadLetters {
+  readonly published: { tag: number; rejection: Rejection }[] = [];
+  readonly republished: number[] = [];
+  fail = false;
+  publish(delivery: Delivery, rejection: Rejection): Promise<void> {
+    if (this.fail) return Promise.reject(new Error('not confirmed'));
+    this.published.push({ tag: delivery.message.fields.deliveryTag, rejection });
+    return Promise.resolve();
+  }
+  republishForRetry(delivery: Delivery): Promise<void> {
+    this.republished.push(delivery.message.fields.deliveryTag);
+    return Promise.resolve();
+  }
+}
+
+const purchase = { saleId: '7f1d2c7e-5b8a-4c1e-9a55-3c2b7d9e0f11', userId: 'user-1', timestamp: new Date() };
+const confirmed: Outcome = { kind: 'confirmed', purchase, committedAt: new Date() };
+const retry: Outcome = { kind: 'retry', purchase, error: new Error('database said no') };
+const options: SettlerOptions = { queueType: 'quorum', maxDeliveries: 5, retryBaseMs: 100, retryMaxMs: 1000 };
+
+describe('MessageSettler', () => {
+  let channel: FakeChannel;
+  let deadLetters: FakeDeadLetters;
+  let reported: Outcome[];
+  let registry: Registry;
+  let tag: number;
+
+  const delivery = (deliveryCount = 1, open = true): Delivery => ({
+    live: { channel: channel as unknown as Channel, open, consumerTag: 'consumer' },
+    message: { fields: { deliveryTag: ++tag }, properties: { headers: {} }, content: Buffer.from('{}') } as ConsumeMessage,
+    deliveryCount,
+  });
+  const settler = (overrides: Partial<SettlerOptions> = {}) =>
+    new MessageSettler(
+      deadLetters as unknown as DeadLetterPublisher,
+      { report: (outcome: Outcome) => reported.push(outcome) } as unknown as OutcomeReporter,
+      new WorkerMetrics(registry),
+      { ...options, ...overrides },
+    );
+  const failedCount = async () =>
+    (await registry.getSingleMetric('flashsale_messages_total')?.get())?.values.find((v) => v.labels.outcome === 'failed')
+      ?.value ?? 0;
+
+  beforeEach(() => {
+    channel = new FakeChannel();
+    deadLetters = new FakeDeadLetters();
+    reported = [];
+    registry = new Registry();
+    tag = 0;
+  });
+  afterEach(() => jest.useRealTimers());
+
+  it('acks a confirmed purchase on the channel that delivered it, then reports it', async () => {
+    await settler().settle(delivery(), confirmed);
+    expect(channel.acked).toEqual([1]);
+    expect(reported).toEqual([confirmed]);
+  });
+
+  it('sends nothing on a channel that has closed, and counts the message as failed', async () => {
+    await settler().settle(delivery(1, false), confirmed);
+    expect(channel.acked).toEqual([]);
+    expect(await failedCount()).toBe(1);
+  });
+
+  it('survives an ack on a channel closing under it (amqplib throws) without crashing', async () => {
+    channel.throwOnSend = true;
+    const closing = delivery();
+    await settler().settle(closing, confirmed);
+    expect(closing.live.open).toBe(false);
+    expect(await failedCount()).toBe(1);
+  });
+
+  it('acks a rejected message only after its dead-letter copy is confirmed', async () => {
+    const rejection: Rejection = { code: 'NOT_JSON', reason: 'body is not JSON' };
+    await settler().settle(delivery(), { kind: 'rejected', rejection });
+    expect(deadLetters.published).toEqual([{ tag: 1, rejection }]);
+    expect(channel.acked).toEqual([1]);
+  });
+
+  it('requeues instead of acking when the dead-letter publish is not confirmed', async () => {
+    deadLetters.fail = true;
+    await settler().settle(delivery(), { kind: 'rejected', rejection: { code: 'NOT_JSON', reason: 'x' } });
+    expect(channel.acked).toEqual([]);
+    expect(channel.requeued).toEqual([1]);
+    expect(reported[0]?.kind).toBe('retry');
+  });
+
+  it('requeues a retry only after a back-off, never at once', async () => {
+    jest.useFakeTimers();
+    const settled = settler().settle(delivery(3), retry);
+    await jest.advanceTimersByTimeAsync(99);
+    expect(channel.requeued).toEqual([]);
+    await jest.advanceTimersByTimeAsync(1000);
+    await settled;
+    expect(channel.requeued).toEqual([1]);
+  });
+
+  it('dead-letters a message failing on its last allowed delivery, with the error as the reason', async () => {
+    await settler().settle(delivery(5), retry);
+    expect(channel.requeued).toEqual([]);
+    expect(deadLetters.published[0]?.rejection).toEqual({
+      code: 'DELIVERY_LIMIT',
+      reason: 'failed on each of 5 deliveries; last error: database said no',
+    });
+    expect(channel.acked).toEqual([1]);
+  });
+
+  it('on a classic queue, republishes a retry with its count and acks the original', async () => {
+    jest.useFakeTimers();
+    const settled = settler({ queueType: 'classic' }).settle(delivery(2), retry);
+    await jest.advanceTimersByTimeAsync(1000);
+    await settled;
+    expect(deadLetters.republished).toEqual([1]);
+    expect(channel.acked).toEqual([1]);
+  });
+
+  it('leaves a message waiting out its back-off unacked when shutdown interrupts the wait', async () => {
+    jest.useFakeTimers();
+    const subject = settler();
+    const settled = subject.settle(delivery(2), retry);
+    subject.interruptDelays();
+    await settled;
+    expect(channel.requeued).toEqual([]);
+    expect(channel.acked).toEqual([]);
+    expect(await failedCount()).toBe(1);
+  });
+});
