@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { type CustomTransportStrategy, Server } from '@nestjs/microservices';
+import { type CustomTransportStrategy, type MessageHandler, Server } from '@nestjs/microservices';
 import type { ConsumeMessage } from 'amqplib';
 import amqp, { type AmqpConnectionManager, type ChannelWrapper } from 'amqp-connection-manager';
 import type { Channel } from 'amqplib';
@@ -43,6 +43,8 @@ export class PurchaseTransport extends Server implements CustomTransportStrategy
   private closing: Promise<void> | undefined;
   private settler: MessageSettler | undefined;
   private reconsumeAttempt = 0;
+  // Resolved once: Nest's lookup normalises the pattern (a JSON.parse that throws) on every call.
+  private purchaseHandler: MessageHandler | undefined;
 
   constructor(
     private readonly settings: Settings,
@@ -235,7 +237,8 @@ export class PurchaseTransport extends Server implements CustomTransportStrategy
   }
 
   private async handle(delivery: Delivery): Promise<Outcome> {
-    const handler = this.getHandlerByPattern(PURCHASE_PATTERN);
+    this.purchaseHandler ??= this.getHandlerByPattern(PURCHASE_PATTERN) ?? undefined;
+    const handler = this.purchaseHandler;
     if (!handler) return { kind: 'retry', error: new Error(`no handler registered for ${PURCHASE_PATTERN}`) };
     try {
       const result: unknown = await handler(delivery.message);
