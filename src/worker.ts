@@ -1,6 +1,7 @@
 import type { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { Logger } from 'nestjs-pino';
+import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AppModule } from './app.module.js';
 import { PurchaseTransport } from './broker/purchase.transport.js';
@@ -24,7 +25,8 @@ export async function startWorker(settings: Settings): Promise<RunningWorker> {
   app.connectMicroservice({ strategy: transport }, { inheritAppConfig: true });
   await app.startAllMicroservices();
   await app.listen(settings.HTTP_PORT, '0.0.0.0');
-  const port = (app.getHttpServer().address() as AddressInfo).port;
+  const server = app.getHttpServer() as Server;
+  const port = (server.address() as AddressInfo).port;
   logger.log({ msg: 'http listening', port });
   let stopping: Promise<number> | undefined;
   return {

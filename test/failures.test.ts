@@ -68,7 +68,7 @@ describe('when things fail', () => {
 
       await waitFor('the order', async () => (await world.orders()) === 1);
       const deadLetter = await waitFor('the poison in the API DLQ', () => channel.get(deadLetterQueue, { noAck: true }));
-      expect(deadLetter.content.toString()).toBe('not json');
+      expect(deadLetter.content.toString('utf8')).toBe('not json');
       expect(deadLetter.properties.headers?.['x-rejection-reason']).toContain('not JSON');
       expect((await channel.checkQueue(queue)).messageCount).toBe(0);
     } finally {

@@ -27,7 +27,7 @@ describe('db:migrate', () => {
       expect(ledger.rows).toEqual([
         { migration_name: '20261122000000_init', finished_at: expect.any(Date), applied_steps_count: 1 },
       ]);
-      const tables = await client.query(
+      const tables = await client.query<{ table_name: string }>(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
       );
       expect(tables.rows.map((row) => row.table_name)).toEqual(['_prisma_migrations', 'audit_logs', 'orders']);

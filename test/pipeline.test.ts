@@ -21,3 +21,41 @@ describe('a worker persisting purchases', () => {
     expect(await world.count('SELECT count(DISTINCT (sale_id, user_id)) FROM orders')).toBe(300);
   });
 });
+
+describe('the audit trail after a graceful shutdown', () => {
+  it('holds exactly one event per settled message: confirmed, duplicate and rejected', async () => {
+    const world = await TestWorld.create('audit');
+    try {
+      // A long interval: nothing is flushed by time, so the rows below come from the flush on shutdown.
+      const worker = await world.startWorker({ AUDIT_FLUSH_INTERVAL_MS: 60_000, AUDIT_BATCH_SIZE: 10_000 });
+      const saleId = 'a1b2c3d4-0000-4000-8000-000000000002';
+      const unique = Array.from({ length: 120 }, () => purchase({ saleId }));
+      await world.publish([...unique, ...unique.slice(0, 30)]);
+      await world.publishRaw(['{"not":"a purchase"}', 'garbage', '[]']);
+      await waitFor('120 orders and an empty queue', async () =>
+        (await world.orders()) === 120 && (await world.queueDepth()) === 0,
+      );
+      await waitFor('all settled', () => worker.transport.inFlight === 0);
+      expect(await world.count('SELECT count(*) FROM audit_logs')).toBe(0);
+
+      expect(await worker.stop('SIGTERM')).toBe(0);
+
+      const events = await world.sql.query<{ event: string; count: string }>(
+        'SELECT event, count(*) FROM audit_logs GROUP BY event ORDER BY event',
+      );
+      expect(events.rows).toEqual([
+        { event: 'MESSAGE_REJECTED', count: '3' },
+        { event: 'ORDER_CONFIRMED', count: '120' },
+        { event: 'ORDER_DUPLICATE', count: '30' },
+      ]);
+      expect(
+        await world.count(
+          `SELECT count(*) FROM orders o WHERE (SELECT count(*) FROM audit_logs a
+             WHERE a.event = 'ORDER_CONFIRMED' AND a.sale_id = o.sale_id AND a.user_id = o.user_id) = 1`,
+        ),
+      ).toBe(120);
+    } finally {
+      await world.close();
+    }
+  });
+});

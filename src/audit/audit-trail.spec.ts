@@ -43,7 +43,9 @@ describe('AuditTrail', () => {
     registry = new Registry();
     trail = new AuditTrail(sink, options, new WorkerMetrics(registry));
   });
-  afterEach(() => jest.useRealTimers());
+  afterEach(() => {
+    jest.useRealTimers();
+  });
 
   it('writes one batch as soon as 100 events are buffered, without waiting for the interval', async () => {
     for (let index = 0; index < 99; index++) trail.record(event(index));

@@ -74,7 +74,9 @@ describe('MessageSettler', () => {
     registry = new Registry();
     tag = 0;
   });
-  afterEach(() => jest.useRealTimers());
+  afterEach(() => {
+    jest.useRealTimers();
+  });
 
   it('acks a confirmed purchase on the channel that delivered it, then reports it', async () => {
     await settler().settle(delivery(), confirmed);

@@ -167,7 +167,7 @@ export class PurchaseBatcher {
   }
 
   private failureOutcome(purchase: Purchase, result: Error | Outcome | undefined): Outcome {
-    if (result && !(result instanceof Error)) return { ...result, purchase } as Outcome;
+    if (result && !(result instanceof Error)) return { ...result, purchase };
     return { kind: 'retry', purchase, error: result ?? new Error('no result for this purchase') };
   }
 

@@ -38,18 +38,20 @@ export async function createTestDatabase(prefix: string, serverUrl = TEST_POSTGR
   };
 }
 
+type Truthy<T> = Exclude<T, false | null | undefined | 0 | ''>;
+
 /** Polls `check` until it returns a truthy value, or fails naming what it waited for. */
 export async function waitFor<T>(
   what: string,
   check: () => Promise<T> | T,
   { timeoutMs = 15_000, intervalMs = 25 } = {},
-): Promise<NonNullable<T>> {
+): Promise<Truthy<T>> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
   for (;;) {
     try {
       const value = await check();
-      if (value) return value as NonNullable<T>;
+      if (value) return value as Truthy<T>;
       last = value;
     } catch (error) {
       last = error;
