@@ -37,7 +37,9 @@ describe('when things fail', () => {
 
     // Each message fails, is handed back to the broker after its back-off, and comes again.
     const retried = () => worker.app.get(WorkerMetrics).retriedCount();
-    await waitFor('messages requeued at least twice each', async () => (await retried()) >= 20, { timeoutMs: 10_000 });
+    await waitFor('messages requeued at least twice each', async () => (await retried()) >= 20, {
+      timeoutMs: 10_000,
+    });
     expect(await world.count('SELECT count(*) FROM orders_away')).toBe(0);
     await world.sql.query('ALTER TABLE orders_away RENAME TO orders');
 
@@ -57,17 +59,26 @@ describe('when things fail', () => {
       arguments: { 'x-dead-letter-exchange': '', 'x-dead-letter-routing-key': deadLetterQueue },
     });
     try {
-      await world.startWorker({ PURCHASE_QUEUE: queue, DEAD_LETTER_QUEUE: deadLetterQueue, QUEUE_TYPE: 'classic' });
+      await world.startWorker({
+        PURCHASE_QUEUE: queue,
+        DEAD_LETTER_QUEUE: deadLetterQueue,
+        QUEUE_TYPE: 'classic',
+      });
       const valid = purchase({ saleId: randomUUID() });
       channel.sendToQueue(queue, Buffer.from(JSON.stringify(valid)), {
         persistent: true,
         contentType: 'application/json',
         headers: { 'x-retry-count': 1 },
       });
-      channel.sendToQueue(queue, Buffer.from('not json'), { persistent: true, contentType: 'application/json' });
+      channel.sendToQueue(queue, Buffer.from('not json'), {
+        persistent: true,
+        contentType: 'application/json',
+      });
 
       await waitFor('the order', async () => (await world.orders()) === 1);
-      const deadLetter = await waitFor('the poison in the API DLQ', () => channel.get(deadLetterQueue, { noAck: true }));
+      const deadLetter = await waitFor('the poison in the API DLQ', () =>
+        channel.get(deadLetterQueue, { noAck: true }),
+      );
       expect(deadLetter.content.toString('utf8')).toBe('not json');
       expect(deadLetter.properties.headers?.['x-rejection-reason']).toContain('not JSON');
       expect((await channel.checkQueue(queue)).messageCount).toBe(0);
@@ -93,7 +104,9 @@ describe('when things fail', () => {
     await channel.deleteQueue(world.queue);
     await channel.close();
     await waitFor('the worker to notice the cancel', () => worker.transport.state !== 'consuming');
-    await waitFor('the worker to consume again', () => worker.transport.state === 'consuming', { timeoutMs: 10_000 });
+    await waitFor('the worker to consume again', () => worker.transport.state === 'consuming', {
+      timeoutMs: 10_000,
+    });
 
     await world.publish([purchase({ saleId: randomUUID() })]);
     await waitFor('the order', async () => (await world.orders()) === 1);
@@ -109,8 +122,31 @@ describe('when things fail', () => {
     await world.publish(bodies.slice(300));
 
     await waitFor('600 orders', async () => (await world.orders()) === 600, { timeoutMs: 30_000 });
-    await waitFor('the queue to be empty', async () => (await world.queueDepth()) === 0, { timeoutMs: 15_000 });
+    await waitFor('the queue to be empty', async () => (await world.queueDepth()) === 0, {
+      timeoutMs: 15_000,
+    });
     expect(worker.transport.state).toBe('consuming');
     expect(await world.drainDeadLetters()).toHaveLength(0);
+  });
+
+  it('past its shutdown deadline exits non-zero having acked nothing uncommitted; the purchases come back', async () => {
+    const worker = await world.startWorker({
+      RETRY_BASE_MS: 50,
+      RETRY_MAX_MS: 200,
+      RETRY_MAX_ATTEMPTS: 1000,
+      SHUTDOWN_DEADLINE_MS: 800,
+    });
+    await world.sql.query('ALTER TABLE orders RENAME TO orders_away');
+    const saleId = randomUUID();
+    await world.publish(Array.from({ length: 25 }, () => purchase({ saleId })));
+    await waitFor('25 messages held', () => worker.transport.inFlight === 25);
+
+    expect(await worker.stop('SIGTERM')).toBe(1);
+    await waitFor('25 messages back in the queue', async () => (await world.queueDepth()) === 25);
+
+    await world.sql.query('ALTER TABLE orders_away RENAME TO orders');
+    await world.startWorker();
+    await waitFor('25 orders', async () => (await world.orders()) === 25);
+    await waitFor('the queue to be empty', async () => (await world.queueDepth()) === 0);
   });
 });
