@@ -17,8 +17,12 @@ if (!node) {
   process.exit(1);
 }
 const jest = join(dirname(require.resolve('jest/package.json')), 'bin', 'jest.js');
-const child = spawn(node, ['--experimental-vm-modules', '--no-warnings=ExperimentalWarning', jest, ...process.argv.slice(2)], {
-  stdio: 'inherit',
-});
+const child = spawn(
+  node,
+  ['--experimental-vm-modules', '--no-warnings=ExperimentalWarning', jest, ...process.argv.slice(2)],
+  {
+    stdio: 'inherit',
+  },
+);
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => child.kill(signal));

@@ -20,7 +20,9 @@ async function main(): Promise<void> {
   const onSignal = (signal: NodeJS.Signals) => {
     // A second signal, or a shutdown stuck past its deadline, ends the process without acking anything more.
     setTimeout(() => {
-      console.error(`flashsale-worker: shutdown did not finish within ${settings.SHUTDOWN_DEADLINE_MS + 2000} ms`);
+      console.error(
+        `flashsale-worker: shutdown did not finish within ${settings.SHUTDOWN_DEADLINE_MS + 2000} ms`,
+      );
       process.exit(1);
     }, settings.SHUTDOWN_DEADLINE_MS + 2000).unref();
     worker.stop(signal).then(

@@ -51,11 +51,15 @@ export class WorkerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
   onApplicationBootstrap(): void {
     this.breaker.on('open', () => {
       this.metrics.circuitState(true);
-      this.transport.pause(CIRCUIT_PAUSE).catch((error: Error) => this.logger.error(`pausing failed: ${error.message}`));
+      this.transport
+        .pause(CIRCUIT_PAUSE)
+        .catch((error: Error) => this.logger.error(`pausing failed: ${error.message}`));
     });
     this.breaker.on('close', () => {
       this.metrics.circuitState(false);
-      this.transport.resume(CIRCUIT_PAUSE).catch((error: Error) => this.logger.error(`resuming failed: ${error.message}`));
+      this.transport
+        .resume(CIRCUIT_PAUSE)
+        .catch((error: Error) => this.logger.error(`resuming failed: ${error.message}`));
     });
     this.metrics.circuitState(false);
     this.depthMonitor.start();
@@ -68,7 +72,9 @@ export class WorkerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
 
   private async shutdown(signal: string | undefined): Promise<void> {
     const deadline = Date.now() + this.settings.SHUTDOWN_DEADLINE_MS;
-    this.logger.log(`closing (${signal ?? 'close requested'}): ${this.transport.inFlight} messages in flight`);
+    this.logger.log(
+      `closing (${signal ?? 'close requested'}): ${this.transport.inFlight} messages in flight`,
+    );
     await this.step('stop consuming', () => this.transport.pause(SHUTDOWN_PAUSE));
     this.transport.interruptRetryDelays();
     await this.step('drain in-flight messages', () => this.drain(deadline));
@@ -79,7 +85,11 @@ export class WorkerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
     await this.step('close database pool', () => this.prisma.$disconnect());
     this.metrics.unregister();
     register.clear();
-    this.logger.log(this.metDeadline ? 'closed' : 'closed past the shutdown deadline; unsettled messages return to the queue');
+    this.logger.log(
+      this.metDeadline
+        ? 'closed'
+        : 'closed past the shutdown deadline; unsettled messages return to the queue',
+    );
   }
 
   private async drain(deadline: number): Promise<void> {
@@ -87,14 +97,23 @@ export class WorkerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
     let timer: NodeJS.Timeout | undefined;
     const timedOut = await Promise.race([
       this.transport.drained().then(() => false),
-      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(true), Math.max(0, deadline - Date.now())))),
+      new Promise<boolean>(
+        (resolve) => (timer = setTimeout(() => resolve(true), Math.max(0, deadline - Date.now()))),
+      ),
     ]);
     clearTimeout(timer);
     if (!timedOut) return;
     this.metDeadline = false;
-    this.logger.error(`shutdown deadline reached with ${this.transport.inFlight} messages unsettled; leaving them unacked`);
-    this.pipeline.batcher.abandon(new ShutdownInterruptedError('shutdown deadline reached before this purchase was written'));
-    await Promise.race([this.transport.drained(), new Promise((resolve) => setTimeout(resolve, 1000).unref())]);
+    this.logger.error(
+      `shutdown deadline reached with ${this.transport.inFlight} messages unsettled; leaving them unacked`,
+    );
+    this.pipeline.batcher.abandon(
+      new ShutdownInterruptedError('shutdown deadline reached before this purchase was written'),
+    );
+    await Promise.race([
+      this.transport.drained(),
+      new Promise((resolve) => setTimeout(resolve, 1000).unref()),
+    ]);
   }
 
   private async step(what: string, run: () => Promise<unknown>): Promise<void> {

@@ -48,7 +48,9 @@ describe('batched persistence', () => {
   });
 
   it('isolates a row the database refuses, dead-letters it with the reason, and stores the rest of its batch', async () => {
-    await world.sql.query("ALTER TABLE orders ADD CONSTRAINT test_no_banned_users CHECK (user_id <> 'banned')");
+    await world.sql.query(
+      "ALTER TABLE orders ADD CONSTRAINT test_no_banned_users CHECK (user_id <> 'banned')",
+    );
     const saleId = randomUUID();
     const good = Array.from({ length: 20 }, () => purchase({ saleId }));
     await world.publish([...good.slice(0, 10), purchase({ saleId, userId: 'banned' }), ...good.slice(10)]);
@@ -77,8 +79,10 @@ describe('batched persistence', () => {
     await world.startWorker();
 
     await waitFor('the queue to be empty', async () => (await world.queueDepth()) === 0);
-    await waitFor('30 duplicate audit events', async () =>
-      (await world.count("SELECT count(*) FROM audit_logs WHERE event = 'ORDER_DUPLICATE'")) === 30,
+    await waitFor(
+      '30 duplicate audit events',
+      async () =>
+        (await world.count("SELECT count(*) FROM audit_logs WHERE event = 'ORDER_DUPLICATE'")) === 30,
     );
     expect(await world.orders()).toBe(30);
   });

@@ -30,7 +30,11 @@ describe('db:migrate', () => {
       const tables = await client.query<{ table_name: string }>(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1",
       );
-      expect(tables.rows.map((row) => row.table_name)).toEqual(['_prisma_migrations', 'audit_logs', 'orders']);
+      expect(tables.rows.map((row) => row.table_name)).toEqual([
+        '_prisma_migrations',
+        'audit_logs',
+        'orders',
+      ]);
     } finally {
       await client.end();
     }
@@ -38,7 +42,9 @@ describe('db:migrate', () => {
 
   it('applies each migration once when replicas migrate at the same time', async () => {
     const concurrentName = uniqueName('fsw_migrate_race');
-    const concurrentUrl = Object.assign(new URL(TEST_POSTGRES_URL), { pathname: `/${concurrentName}` }).toString();
+    const concurrentUrl = Object.assign(new URL(TEST_POSTGRES_URL), {
+      pathname: `/${concurrentName}`,
+    }).toString();
     try {
       const results = await Promise.all([applyMigrations(concurrentUrl), applyMigrations(concurrentUrl)]);
       expect(results.flat()).toEqual(['20261122000000_init']);

@@ -12,7 +12,9 @@ describe('a worker persisting purchases', () => {
   afterAll(() => world.close());
 
   it('stores one order per unique (sale, user) and acks every message, duplicates included', async () => {
-    const unique = Array.from({ length: 300 }, () => purchase({ saleId: 'a1b2c3d4-0000-4000-8000-000000000001' }));
+    const unique = Array.from({ length: 300 }, () =>
+      purchase({ saleId: 'a1b2c3d4-0000-4000-8000-000000000001' }),
+    );
     const duplicates = unique.slice(0, 60).map((body) => ({ ...body, timestamp: new Date().toISOString() }));
     await world.publish([...unique, ...duplicates, ...unique.slice(100, 110)]);
 
@@ -32,8 +34,9 @@ describe('the audit trail after a graceful shutdown', () => {
       const unique = Array.from({ length: 120 }, () => purchase({ saleId }));
       await world.publish([...unique, ...unique.slice(0, 30)]);
       await world.publishRaw(['{"not":"a purchase"}', 'garbage', '[]']);
-      await waitFor('120 orders and an empty queue', async () =>
-        (await world.orders()) === 120 && (await world.queueDepth()) === 0,
+      await waitFor(
+        '120 orders and an empty queue',
+        async () => (await world.orders()) === 120 && (await world.queueDepth()) === 0,
       );
       await waitFor('all settled', () => worker.transport.inFlight === 0);
       expect(await world.count('SELECT count(*) FROM audit_logs')).toBe(0);

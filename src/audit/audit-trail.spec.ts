@@ -21,10 +21,21 @@ class RecordingSink implements AuditSink {
   }
 }
 
-const options: AuditTrailOptions = { batchSize: 100, flushIntervalMs: 1000, maxBufferedEvents: 250, maxRetryDelayMs: 8000 };
+const options: AuditTrailOptions = {
+  batchSize: 100,
+  flushIntervalMs: 1000,
+  maxBufferedEvents: 250,
+  maxRetryDelayMs: 8000,
+};
 
 function event(index: number): AuditEvent {
-  return { event: 'ORDER_CONFIRMED', saleId: null, userId: `user-${index}`, details: {}, createdAt: new Date(0) };
+  return {
+    event: 'ORDER_CONFIRMED',
+    saleId: null,
+    userId: `user-${index}`,
+    details: {},
+    createdAt: new Date(0),
+  };
 }
 
 async function metricValue(registry: Registry, name: string): Promise<number> {

@@ -53,7 +53,9 @@ export class AuditTrail {
       this.droppedEvents++;
       this.metrics.auditDroppedEvents(1);
       if (this.droppedEvents === 1 || this.droppedEvents % 10_000 === 0) {
-        this.logger.error(`audit buffer full (${this.bufferedEvents} events): ${this.droppedEvents} events dropped`);
+        this.logger.error(
+          `audit buffer full (${this.bufferedEvents} events): ${this.droppedEvents} events dropped`,
+        );
       }
       return;
     }
@@ -86,7 +88,9 @@ export class AuditTrail {
       if (this.buffer.length === 0) break;
       const wait = Math.min(this.retryDelayMs(), deadline - Date.now());
       if (wait <= 0) {
-        this.logger.error(`closed with ${this.buffer.length} audit events unwritten: the database did not take them`);
+        this.logger.error(
+          `closed with ${this.buffer.length} audit events unwritten: the database did not take them`,
+        );
         return;
       }
       await new Promise((resolve) => setTimeout(resolve, wait));

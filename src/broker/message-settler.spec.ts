@@ -53,7 +53,11 @@ describe('MessageSettler', () => {
 
   const delivery = (deliveryCount = 1, open = true): Delivery => ({
     live: { channel: channel as unknown as Channel, open, consumerTag: 'consumer' },
-    message: { fields: { deliveryTag: ++tag }, properties: { headers: {} }, content: Buffer.from('{}') } as ConsumeMessage,
+    message: {
+      fields: { deliveryTag: ++tag },
+      properties: { headers: {} },
+      content: Buffer.from('{}'),
+    } as ConsumeMessage,
     deliveryCount,
   });
   const settler = (overrides: Partial<SettlerOptions> = {}) =>
@@ -64,8 +68,9 @@ describe('MessageSettler', () => {
       { ...options, ...overrides },
     );
   const failedCount = async () =>
-    (await registry.getSingleMetric('flashsale_messages_total')?.get())?.values.find((v) => v.labels.outcome === 'failed')
-      ?.value ?? 0;
+    (await registry.getSingleMetric('flashsale_messages_total')?.get())?.values.find(
+      (v) => v.labels.outcome === 'failed',
+    )?.value ?? 0;
 
   beforeEach(() => {
     channel = new FakeChannel();

@@ -88,7 +88,9 @@ export class MessageSettler {
       return this.apply(delivery, rejected);
     }
     // Never a hot requeue loop: the message waits out a back-off that grows with its delivery count.
-    await this.delay(backoffDelayMs(delivery.deliveryCount, this.options.retryBaseMs, this.options.retryMaxMs));
+    await this.delay(
+      backoffDelayMs(delivery.deliveryCount, this.options.retryBaseMs, this.options.retryMaxMs),
+    );
     if (this.interrupted) {
       this.metrics.settled('failed');
       return outcome;

@@ -81,13 +81,23 @@ export class PurchaseTransport extends Server implements CustomTransportStrategy
     this.manager = amqp.connect([this.settings.RABBITMQ_URL], {
       heartbeatIntervalInSeconds: 5,
       reconnectTimeInSeconds: 1,
-      connectionOptions: { clientProperties: { connection_name: `flashsale-worker ${this.settings.WORKER_ID}` } },
+      connectionOptions: {
+        clientProperties: { connection_name: `flashsale-worker ${this.settings.WORKER_ID}` },
+      },
     });
     const where = redactUrl(this.settings.RABBITMQ_URL);
     this.manager.on('connect', () => this.log.log(`connected to ${where}`));
-    this.manager.on('disconnect', ({ err }) => this.log.warn(`disconnected from ${where}: ${err?.message ?? 'closed'}`));
-    this.manager.on('connectFailed', ({ err }) => this.log.warn(`cannot connect to ${where}: ${err.message}`));
-    this.publisherChannel = this.manager.createChannel({ name: 'publisher', confirm: true, publishTimeout: 10_000 });
+    this.manager.on('disconnect', ({ err }) =>
+      this.log.warn(`disconnected from ${where}: ${err?.message ?? 'closed'}`),
+    );
+    this.manager.on('connectFailed', ({ err }) =>
+      this.log.warn(`cannot connect to ${where}: ${err.message}`),
+    );
+    this.publisherChannel = this.manager.createChannel({
+      name: 'publisher',
+      confirm: true,
+      publishTimeout: 10_000,
+    });
     const deadLetters = new DeadLetterPublisher(
       this.publisherChannel,
       this.settings.DEAD_LETTER_QUEUE,
@@ -105,8 +115,12 @@ export class PurchaseTransport extends Server implements CustomTransportStrategy
       confirm: false,
       setup: (channel: Channel) => this.setUpConsumer(channel),
     });
-    this.consumerChannel.on('error', (error: Error) => this.log.error(`consumer channel error: ${error.message}`));
-    this.publisherChannel.on('error', (error: Error) => this.log.error(`publisher channel error: ${error.message}`));
+    this.consumerChannel.on('error', (error: Error) =>
+      this.log.error(`consumer channel error: ${error.message}`),
+    );
+    this.publisherChannel.on('error', (error: Error) =>
+      this.log.error(`publisher channel error: ${error.message}`),
+    );
     // Ready or not, the worker runs: /ready says which, and the connection manager keeps trying.
     callback();
   }
@@ -207,7 +221,9 @@ export class PurchaseTransport extends Server implements CustomTransportStrategy
     live.consumerTag = undefined;
     this.metrics.consumerState(true);
     const delayMs = backoffDelayMs(++this.reconsumeAttempt, 500, this.settings.RETRY_MAX_MS);
-    this.log.warn(`broker cancelled the consumer of ${this.settings.PURCHASE_QUEUE}; consuming again in ${delayMs} ms`);
+    this.log.warn(
+      `broker cancelled the consumer of ${this.settings.PURCHASE_QUEUE}; consuming again in ${delayMs} ms`,
+    );
     setTimeout(() => {
       if (!live.open || live.consumerTag || this.closing || this.pauseReasons.size > 0) return;
       this.declarer
@@ -227,7 +243,10 @@ export class PurchaseTransport extends Server implements CustomTransportStrategy
     void this.handle(delivery)
       .then((outcome) => this.settler?.settle(delivery, outcome))
       .catch((error: Error) =>
-        this.log.error(`settling delivery ${message.fields.deliveryTag} failed: ${error.message}`, error.stack),
+        this.log.error(
+          `settling delivery ${message.fields.deliveryTag} failed: ${error.message}`,
+          error.stack,
+        ),
       )
       .finally(() => {
         this.inFlightMessages--;

@@ -36,7 +36,9 @@ export class QueueDepthMonitor {
     } catch (error) {
       this.logger.warn(`queue depth check failed: ${(error as Error).message}`);
     } finally {
-      await channel?.close().catch((error: Error) => this.logger.debug(`closing depth check channel: ${error.message}`));
+      await channel
+        ?.close()
+        .catch((error: Error) => this.logger.debug(`closing depth check channel: ${error.message}`));
     }
   }
 }

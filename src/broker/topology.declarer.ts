@@ -40,11 +40,22 @@ export class TopologyDeclarer {
       },
     );
     if (!existing) {
-      const declared = await this.withScratchChannel(owner, (channel) => channel.assertQueue(queue.name, queue.options));
-      this.logger.log(`declared ${queue.role} queue ${queue.name} ${JSON.stringify(queue.options.arguments ?? {})}`);
-      return { name: queue.name, created: true, messageCount: declared.messageCount, consumerCount: declared.consumerCount };
+      const declared = await this.withScratchChannel(owner, (channel) =>
+        channel.assertQueue(queue.name, queue.options),
+      );
+      this.logger.log(
+        `declared ${queue.role} queue ${queue.name} ${JSON.stringify(queue.options.arguments ?? {})}`,
+      );
+      return {
+        name: queue.name,
+        created: true,
+        messageCount: declared.messageCount,
+        consumerCount: declared.consumerCount,
+      };
     }
-    const difference = await this.withScratchChannel(owner, (channel) => channel.assertQueue(queue.name, queue.options)).then(
+    const difference = await this.withScratchChannel(owner, (channel) =>
+      channel.assertQueue(queue.name, queue.options),
+    ).then(
       () => undefined,
       (error: { code?: number; message?: string }) => {
         if (error.code === 406) return error.message ?? 'arguments differ';
@@ -71,7 +82,10 @@ export class TopologyDeclarer {
     };
   }
 
-  private async withScratchChannel<T>(owner: ChannelOwner, work: (channel: Channel) => Promise<T>): Promise<T> {
+  private async withScratchChannel<T>(
+    owner: ChannelOwner,
+    work: (channel: Channel) => Promise<T>,
+  ): Promise<T> {
     if (!owner.connection) throw new Error('not connected to the broker');
     const channel = await owner.connection.createChannel();
     // A failed check closes the channel and also emits `error`; the rejection of `work` already carries

@@ -36,7 +36,11 @@ export function purchaseTopology(settings: Settings): QueueDeclaration[] {
             },
           },
         }
-      : { name: settings.PURCHASE_QUEUE, role: 'purchases', options: { durable: true, arguments: deadLettering } };
+      : {
+          name: settings.PURCHASE_QUEUE,
+          role: 'purchases',
+          options: { durable: true, arguments: deadLettering },
+        };
   const deadLetters: QueueDeclaration = {
     name: settings.DEAD_LETTER_QUEUE,
     role: 'dead-letters',

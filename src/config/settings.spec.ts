@@ -18,12 +18,19 @@ describe('parseSettings', () => {
   it('derives the dead-letter queue from the purchase queue unless it is named', () => {
     expect(parseSettings({ PURCHASE_QUEUE: 'purchase_queue' }).DEAD_LETTER_QUEUE).toBe('purchase_queue.dlq');
     expect(
-      parseSettings({ PURCHASE_QUEUE: 'purchase_queue', DEAD_LETTER_QUEUE: 'purchase_dlq', QUEUE_TYPE: 'classic' }),
+      parseSettings({
+        PURCHASE_QUEUE: 'purchase_queue',
+        DEAD_LETTER_QUEUE: 'purchase_dlq',
+        QUEUE_TYPE: 'classic',
+      }),
     ).toMatchObject({ DEAD_LETTER_QUEUE: 'purchase_dlq', QUEUE_TYPE: 'classic' });
   });
 
   it('reads numbers from strings and treats empty values as unset', () => {
-    expect(parseSettings({ PREFETCH: '300', BATCH_SIZE: '' })).toMatchObject({ PREFETCH: 300, BATCH_SIZE: 250 });
+    expect(parseSettings({ PREFETCH: '300', BATCH_SIZE: '' })).toMatchObject({
+      PREFETCH: 300,
+      BATCH_SIZE: 250,
+    });
   });
 
   it.each([
@@ -48,6 +55,8 @@ describe('parseSettings', () => {
   });
 
   it('reports every bad setting at once', () => {
-    expect(() => parseSettings({ PREFETCH: '-1', BATCH_SIZE: 'x' })).toThrow(/PREFETCH[\s\S]*BATCH_SIZE|BATCH_SIZE[\s\S]*PREFETCH/);
+    expect(() => parseSettings({ PREFETCH: '-1', BATCH_SIZE: 'x' })).toThrow(
+      /PREFETCH[\s\S]*BATCH_SIZE|BATCH_SIZE[\s\S]*PREFETCH/,
+    );
   });
 });

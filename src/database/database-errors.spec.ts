@@ -13,22 +13,42 @@ const codeError = (code: string, message = 'failure') => Object.assign(new Error
 
 describe('classifyDatabaseError', () => {
   it.each([
-    ['unique violation through the adapter', prismaRawError({ originalCode: '23505', kind: 'UniqueConstraintViolation' }), 'duplicate'],
+    [
+      'unique violation through the adapter',
+      prismaRawError({ originalCode: '23505', kind: 'UniqueConstraintViolation' }),
+      'duplicate',
+    ],
     ['Prisma P2002 without meta.target', codeError('P2002'), 'duplicate'],
-    ['database not reachable', prismaRawError({ kind: 'DatabaseNotReachable', host: '127.0.0.1', port: 1 }), 'transient'],
+    [
+      'database not reachable',
+      prismaRawError({ kind: 'DatabaseNotReachable', host: '127.0.0.1', port: 1 }),
+      'transient',
+    ],
     ['connection closed', prismaRawError({ kind: 'ConnectionClosed' }), 'transient'],
     ['socket timeout', prismaRawError({ kind: 'SocketTimeout' }), 'transient'],
-    ['too many connections', prismaRawError({ originalCode: '53300', kind: 'TooManyConnections' }), 'transient'],
+    [
+      'too many connections',
+      prismaRawError({ originalCode: '53300', kind: 'TooManyConnections' }),
+      'transient',
+    ],
     ['admin shutdown 57P01', prismaRawError({ kind: 'postgres', code: '57P01' }), 'transient'],
     ['cannot connect now 57P03', prismaRawError({ kind: 'postgres', code: '57P03' }), 'transient'],
-    ['serialization failure', prismaRawError({ originalCode: '40001', kind: 'TransactionWriteConflict' }), 'transient'],
+    [
+      'serialization failure',
+      prismaRawError({ originalCode: '40001', kind: 'TransactionWriteConflict' }),
+      'transient',
+    ],
     ['pool timeout P2024', codeError('P2024'), 'transient'],
     ['raw ECONNREFUSED', codeError('ECONNREFUSED'), 'transient'],
     ['pg pool connect timeout (no code)', new Error('timeout exceeded when trying to connect'), 'transient'],
     ['pg socket ended (no code)', new Error('Connection terminated unexpectedly'), 'transient'],
     ['wrapped transient cause', new Error('insert failed', { cause: codeError('ECONNRESET') }), 'transient'],
     ['invalid uuid text', prismaRawError({ originalCode: '22P02', kind: 'InvalidInputValue' }), 'poison'],
-    ['NUL byte in text', prismaRawError({ originalCode: '22021', kind: 'postgres', code: '22021' }), 'poison'],
+    [
+      'NUL byte in text',
+      prismaRawError({ originalCode: '22021', kind: 'postgres', code: '22021' }),
+      'poison',
+    ],
     ['check constraint', prismaRawError({ kind: 'postgres', code: '23514' }), 'poison'],
     ['not null', prismaRawError({ originalCode: '23502', kind: 'NullConstraintViolation' }), 'poison'],
     ['table missing', prismaRawError({ originalCode: '42P01', kind: 'TableDoesNotExist' }), 'unknown'],
@@ -41,7 +61,9 @@ describe('classifyDatabaseError', () => {
 
 describe('databaseErrorCode', () => {
   it('prefers the SQLSTATE over the adapter kind and the Prisma code', () => {
-    expect(databaseErrorCode(prismaRawError({ originalCode: '22P02', kind: 'InvalidInputValue' }))).toBe('22P02');
+    expect(databaseErrorCode(prismaRawError({ originalCode: '22P02', kind: 'InvalidInputValue' }))).toBe(
+      '22P02',
+    );
   });
 
   it('falls back to the most specific code there is', () => {

@@ -100,10 +100,19 @@ function facts(error: unknown): { codes: string[]; messages: string[] } {
 export function classifyDatabaseError(error: unknown): DatabaseErrorClass {
   const { codes, messages } = facts(error);
   if (codes.some((code) => DUPLICATE.has(code))) return 'duplicate';
-  if (codes.some((code) => TRANSIENT.has(code) || (SQLSTATE.test(code) && TRANSIENT_SQLSTATE_CLASSES.has(code.slice(0, 2))))) {
+  if (
+    codes.some(
+      (code) =>
+        TRANSIENT.has(code) || (SQLSTATE.test(code) && TRANSIENT_SQLSTATE_CLASSES.has(code.slice(0, 2))),
+    )
+  ) {
     return 'transient';
   }
-  if (codes.some((code) => POISON.has(code) || (SQLSTATE.test(code) && POISON_SQLSTATE_CLASSES.has(code.slice(0, 2))))) {
+  if (
+    codes.some(
+      (code) => POISON.has(code) || (SQLSTATE.test(code) && POISON_SQLSTATE_CLASSES.has(code.slice(0, 2))),
+    )
+  ) {
     return 'poison';
   }
   if (messages.some((message) => CODELESS_CONNECTION_LOSS.some((text) => message.includes(text)))) {

@@ -144,9 +144,13 @@ async function applyOne(client: pg.Client, migration: MigrationFile): Promise<vo
     await client.query('COMMIT');
   } catch (error) {
     await client.query('ROLLBACK');
-    throw new MigrationError(`migration ${migration.name} failed: ${(error as Error).message}`, migration.name, {
-      cause: error,
-    });
+    throw new MigrationError(
+      `migration ${migration.name} failed: ${(error as Error).message}`,
+      migration.name,
+      {
+        cause: error,
+      },
+    );
   }
 }
 
@@ -166,7 +170,9 @@ async function main(): Promise<void> {
   const applied = await applyMigrations(databaseUrl);
   const where = redactUrl(databaseUrl);
   console.log(
-    applied.length ? `applied ${applied.join(', ')} to ${where}` : `${where} is up to date: no pending migrations`,
+    applied.length
+      ? `applied ${applied.join(', ')} to ${where}`
+      : `${where} is up to date: no pending migrations`,
   );
 }
 

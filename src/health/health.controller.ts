@@ -34,7 +34,9 @@ export class HealthController {
     const session = this.indicators.check('rabbitmq');
     const state = this.transport.state;
     const details = { state, inFlight: this.transport.inFlight, pausedFor: this.transport.pausedFor };
-    return state === 'consuming' ? session.up(details) : session.down({ ...details, reason: `consumer is ${state}` });
+    return state === 'consuming'
+      ? session.up(details)
+      : session.down({ ...details, reason: `consumer is ${state}` });
   }
 
   private async database() {
@@ -46,7 +48,10 @@ export class HealthController {
       await Promise.race([
         this.prisma.ping(),
         new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`no answer within ${DATABASE_PING_TIMEOUT_MS} ms`)), DATABASE_PING_TIMEOUT_MS);
+          timer = setTimeout(
+            () => reject(new Error(`no answer within ${DATABASE_PING_TIMEOUT_MS} ms`)),
+            DATABASE_PING_TIMEOUT_MS,
+          );
         }),
       ]);
       return session.up();

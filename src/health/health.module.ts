@@ -3,5 +3,8 @@ import { TerminusModule } from '@nestjs/terminus';
 import { BrokerModule } from '../broker/broker.module.js';
 import { HealthController } from './health.controller.js';
 
-@Module({ imports: [TerminusModule.forRoot({ logger: false }), BrokerModule], controllers: [HealthController] })
+@Module({
+  imports: [TerminusModule.forRoot({ logger: false }), BrokerModule],
+  controllers: [HealthController],
+})
 export class HealthModule {}

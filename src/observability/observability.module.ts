@@ -25,7 +25,10 @@ export class ObservabilityModule {
               // Every argument of every log call is scrubbed: a connection URL never reaches a log line
               // with its password, whichever library put it in an error message.
               logMethod(args: unknown[], method: (...args: unknown[]) => void) {
-                method.apply(this, args.map((arg) => redactValue(arg)));
+                method.apply(
+                  this,
+                  args.map((arg) => redactValue(arg)),
+                );
               },
             },
           },

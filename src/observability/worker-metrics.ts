@@ -48,7 +48,11 @@ export class WorkerMetrics {
       buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
       registers,
     });
-    this.inFlight = new Gauge({ name: METRIC.inFlight, help: 'Messages received and not yet settled.', registers });
+    this.inFlight = new Gauge({
+      name: METRIC.inFlight,
+      help: 'Messages received and not yet settled.',
+      registers,
+    });
     this.auditBufferSize = new Gauge({
       name: METRIC.auditBufferSize,
       help: 'Audit events buffered in memory, not yet written.',

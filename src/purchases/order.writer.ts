@@ -30,7 +30,8 @@ export class OrderWriter {
       ON CONFLICT (sale_id, user_id) DO NOTHING
       RETURNING sale_id::text, user_id, created_at`;
     const inserted: InsertedOrders = new Map();
-    for (const row of rows) inserted.set(orderKey({ saleId: row.sale_id, userId: row.user_id }), row.created_at);
+    for (const row of rows)
+      inserted.set(orderKey({ saleId: row.sale_id, userId: row.user_id }), row.created_at);
     return inserted;
   }
 }

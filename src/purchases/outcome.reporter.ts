@@ -28,16 +28,27 @@ export class OutcomeReporter {
       case 'duplicate': {
         const { purchase } = outcome;
         this.metrics.settled(outcome.kind);
-        this.metrics.committed(Math.max(0, outcome.committedAt.getTime() - purchase.timestamp.getTime()) / 1000);
+        this.metrics.committed(
+          Math.max(0, outcome.committedAt.getTime() - purchase.timestamp.getTime()) / 1000,
+        );
         this.audit.record({
           event: outcome.kind === 'confirmed' ? 'ORDER_CONFIRMED' : 'ORDER_DUPLICATE',
           saleId: purchase.saleId,
           userId: purchase.userId,
-          details: { messageId: message.messageId, deliveryCount: message.deliveryCount, workerId: this.workerId },
+          details: {
+            messageId: message.messageId,
+            deliveryCount: message.deliveryCount,
+            workerId: this.workerId,
+          },
           createdAt,
         });
         if (this.debugEnabled) {
-          this.logger.debug({ msg: `order ${outcome.kind}`, saleId: purchase.saleId, userId: purchase.userId, ...message });
+          this.logger.debug({
+            msg: `order ${outcome.kind}`,
+            saleId: purchase.saleId,
+            userId: purchase.userId,
+            ...message,
+          });
         }
         return;
       }

@@ -194,7 +194,10 @@ export class PurchaseBatcher {
         const now = new Date();
         for (const purchase of purchases) {
           const committedAt = inserted.get(orderKey(purchase));
-          results.set(orderKey(purchase), { inserted: committedAt !== undefined, committedAt: committedAt ?? now });
+          results.set(orderKey(purchase), {
+            inserted: committedAt !== undefined,
+            committedAt: committedAt ?? now,
+          });
         }
         return results;
       } catch (cause) {
@@ -222,12 +225,17 @@ export class PurchaseBatcher {
           results.set(orderKey(only), {
             kind: 'rejected',
             purchase: only,
-            rejection: { code: 'REFUSED_BY_DATABASE', reason: `database refused the order: ${(cause as Error).message}` },
+            rejection: {
+              code: 'REFUSED_BY_DATABASE',
+              reason: `database refused the order: ${(cause as Error).message}`,
+            },
           });
           return results;
         }
         if (attempt >= this.options.maxAttempts) {
-          this.logger.error(`giving sale ${only.saleId}, user ${only.userId} back to the broker: ${error.message}`);
+          this.logger.error(
+            `giving sale ${only.saleId}, user ${only.userId} back to the broker: ${error.message}`,
+          );
           results.set(orderKey(only), error);
           return results;
         }

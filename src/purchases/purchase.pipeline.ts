@@ -36,7 +36,8 @@ export class PurchasePipeline {
   }
 
   process(message: IncomingMessage): Promise<Outcome> {
-    const contentType = typeof message.properties.contentType === 'string' ? message.properties.contentType : undefined;
+    const contentType =
+      typeof message.properties.contentType === 'string' ? message.properties.contentType : undefined;
     const parsed = parsePurchase(message.content, contentType, this.settings.MAX_MESSAGE_BYTES);
     if (!parsed.ok) return Promise.resolve({ kind: 'rejected', rejection: parsed.rejection });
     return this.batcher.submit(parsed.purchase);

@@ -7,7 +7,8 @@ import { z } from 'zod';
 const USER_ID_MAX_CHARACTERS = 255;
 const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 // ISO 8601 date-time with an explicit zone: a purchase time without one is ambiguous.
-const ISO_DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/i;
+const ISO_DATE_TIME =
+  /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/i;
 
 function isCalendarDateTime(value: string): boolean {
   const match = ISO_DATE_TIME.exec(value);
@@ -43,7 +44,10 @@ export const purchaseSchema = z.object({
   userId: z
     .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') })
     .refine((value) => value.length > 0, 'must not be empty')
-    .refine((value) => [...value].length <= USER_ID_MAX_CHARACTERS, `must be at most ${USER_ID_MAX_CHARACTERS} characters`)
+    .refine(
+      (value) => [...value].length <= USER_ID_MAX_CHARACTERS,
+      `must be at most ${USER_ID_MAX_CHARACTERS} characters`,
+    )
     .refine(noNul, 'must not contain a NUL character'),
   timestamp: z
     .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') })

@@ -18,7 +18,12 @@ import { PurchasePipeline } from './purchase.pipeline.js';
       provide: OutcomeReporter,
       inject: [WorkerAuditTrail, WorkerMetrics, SETTINGS],
       useFactory: (audit: WorkerAuditTrail, metrics: WorkerMetrics, settings: Settings) =>
-        new OutcomeReporter(audit, metrics, settings.WORKER_ID, ['debug', 'trace'].includes(settings.LOG_LEVEL)),
+        new OutcomeReporter(
+          audit,
+          metrics,
+          settings.WORKER_ID,
+          ['debug', 'trace'].includes(settings.LOG_LEVEL),
+        ),
     },
   ],
   exports: [PurchasePipeline, OutcomeReporter],

@@ -3,7 +3,8 @@ import pg from 'pg';
 import { applyMigrations } from '../../src/database/migrate.js';
 
 /** The server every integration test uses; each test file gets its own database on it. */
-export const TEST_POSTGRES_URL = process.env.TEST_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+export const TEST_POSTGRES_URL =
+  process.env.TEST_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 export const TEST_RABBITMQ_URL = process.env.TEST_RABBITMQ_URL ?? 'amqp://guest:guest@127.0.0.1:5672';
 
 /** A name no other test run uses: `<prefix>_<12 hex>`. */
@@ -18,7 +19,10 @@ export interface TestDatabase {
 }
 
 /** A fresh database with every migration applied; `drop()` removes it. */
-export async function createTestDatabase(prefix: string, serverUrl = TEST_POSTGRES_URL): Promise<TestDatabase> {
+export async function createTestDatabase(
+  prefix: string,
+  serverUrl = TEST_POSTGRES_URL,
+): Promise<TestDatabase> {
   const name = uniqueName(`fsw_${prefix.replace(/\W/g, '_').toLowerCase()}`);
   const url = new URL(serverUrl);
   url.pathname = `/${name}`;

@@ -35,7 +35,11 @@ export class TestWorld {
     this.sql = new pg.Pool({ connectionString: db.url, max: 2 });
   }
 
-  static async create(prefix: string, rabbitUrl = TEST_RABBITMQ_URL, postgresServerUrl?: string): Promise<TestWorld> {
+  static async create(
+    prefix: string,
+    rabbitUrl = TEST_RABBITMQ_URL,
+    postgresServerUrl?: string,
+  ): Promise<TestWorld> {
     const db = await createTestDatabase(prefix, postgresServerUrl);
     return new TestWorld(db, rabbitUrl, prefix);
   }
@@ -63,7 +67,10 @@ export class TestWorld {
   /** Declares the queues as a worker with these settings would, so messages can wait before any worker runs. */
   async declareTopology(overrides: Record<string, string | number> = {}): Promise<void> {
     await this.publisher();
-    await new TopologyDeclarer().apply({ connection: this.connection }, purchaseTopology(this.settings(overrides)));
+    await new TopologyDeclarer().apply(
+      { connection: this.connection },
+      purchaseTopology(this.settings(overrides)),
+    );
   }
 
   async publisher(): Promise<ConfirmChannel> {
