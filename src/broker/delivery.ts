@@ -1,8 +1,10 @@
 import type { Channel, ConsumeMessage } from 'amqplib';
+import type { AckCoalescer } from './ack-coalescer.js';
 
 /** A consumer channel as the transport knows it: delivery tags are only valid while `open`. */
 export interface LiveChannel {
   channel: Channel;
+  acks: AckCoalescer;
   open: boolean;
   /** Set while a consumer is registered on this channel. */
   consumerTag: string | undefined;

@@ -6,7 +6,8 @@ import type { Outcome } from '../purchases/outcome.js';
 import type { OutcomeReporter } from '../purchases/outcome.reporter.js';
 import type { Rejection } from '../purchases/purchase.schema.js';
 import type { DeadLetterPublisher } from './dead-letter.publisher.js';
-import type { Delivery } from './delivery.js';
+import { AckCoalescer } from './ack-coalescer.js';
+import type { Delivery, LiveChannel } from './delivery.js';
 import { MessageSettler, type SettlerOptions } from './message-settler.js';
 
 /** A channel that records acks and nacks, and can be closed or made to throw like a closing amqplib channel. */
@@ -50,16 +51,18 @@ describe('MessageSettler', () => {
   let reported: Outcome[];
   let registry: Registry;
   let tag: number;
+  let live: LiveChannel;
 
-  const delivery = (deliveryCount = 1, open = true): Delivery => ({
-    live: { channel: channel as unknown as Channel, open, consumerTag: 'consumer' },
-    message: {
+  const delivery = (deliveryCount = 1, open = true): Delivery => {
+    live.open = open;
+    const message = {
       fields: { deliveryTag: ++tag },
       properties: { headers: {} },
       content: Buffer.from('{}'),
-    } as ConsumeMessage,
-    deliveryCount,
-  });
+    } as ConsumeMessage;
+    live.acks.received(tag);
+    return { live, message, deliveryCount };
+  };
   const settler = (overrides: Partial<SettlerOptions> = {}) =>
     new MessageSettler(
       deadLetters as unknown as DeadLetterPublisher,
@@ -78,6 +81,12 @@ describe('MessageSettler', () => {
     reported = [];
     registry = new Registry();
     tag = 0;
+    live = {
+      channel: channel as unknown as Channel,
+      open: true,
+      consumerTag: 'consumer',
+      acks: new AckCoalescer(channel as unknown as Channel, () => undefined),
+    };
   });
   afterEach(() => {
     jest.useRealTimers();
@@ -85,6 +94,7 @@ describe('MessageSettler', () => {
 
   it('acks a confirmed purchase on the channel that delivered it, then reports it', async () => {
     await settler().settle(delivery(), confirmed);
+    live.acks.flush();
     expect(channel.acked).toEqual([1]);
     expect(reported).toEqual([confirmed]);
   });
@@ -95,10 +105,13 @@ describe('MessageSettler', () => {
     expect(await failedCount()).toBe(1);
   });
 
-  it('survives an ack on a channel closing under it (amqplib throws) without crashing', async () => {
+  it('survives a requeue on a channel closing under it (amqplib throws) without crashing', async () => {
+    jest.useFakeTimers();
     channel.throwOnSend = true;
-    const closing = delivery();
-    await settler().settle(closing, confirmed);
+    const closing = delivery(2);
+    const settled = settler().settle(closing, retry);
+    await jest.advanceTimersByTimeAsync(1000);
+    await settled;
     expect(closing.live.open).toBe(false);
     expect(await failedCount()).toBe(1);
   });
@@ -107,6 +120,7 @@ describe('MessageSettler', () => {
     const rejection: Rejection = { code: 'NOT_JSON', reason: 'body is not JSON' };
     await settler().settle(delivery(), { kind: 'rejected', rejection });
     expect(deadLetters.published).toEqual([{ tag: 1, rejection }]);
+    live.acks.flush();
     expect(channel.acked).toEqual([1]);
   });
 
@@ -135,6 +149,7 @@ describe('MessageSettler', () => {
       code: 'DELIVERY_LIMIT',
       reason: 'failed on each of 5 deliveries; last error: database said no',
     });
+    live.acks.flush();
     expect(channel.acked).toEqual([1]);
   });
 
@@ -144,6 +159,7 @@ describe('MessageSettler', () => {
     await jest.advanceTimersByTimeAsync(1000);
     await settled;
     expect(deadLetters.republished).toEqual([1]);
+    live.acks.flush();
     expect(channel.acked).toEqual([1]);
   });
 

@@ -130,11 +130,14 @@ export class MessageSettler {
   }
 
   private ack(delivery: Delivery): void {
-    this.onLiveChannel(delivery, 'ack', () => delivery.live.channel.ack(delivery.message));
+    this.onLiveChannel(delivery, 'ack', () => delivery.live.acks.ack(delivery.message));
   }
 
   private requeue(delivery: Delivery): void {
-    this.onLiveChannel(delivery, 'requeue', () => delivery.live.channel.nack(delivery.message, false, true));
+    this.onLiveChannel(delivery, 'requeue', () => {
+      delivery.live.channel.nack(delivery.message, false, true);
+      delivery.live.acks.settled(delivery.message.fields.deliveryTag);
+    });
   }
 
   private onLiveChannel(delivery: Delivery, action: string, send: () => void): void {

@@ -9,6 +9,7 @@ import { redactUrl } from '../database/migrate.js';
 import { backoffDelayMs } from '../database/backoff.js';
 import type { WorkerMetrics } from '../observability/worker-metrics.js';
 import type { Outcome } from '../purchases/outcome.js';
+import { AckCoalescer } from './ack-coalescer.js';
 import { DeadLetterPublisher } from './dead-letter.publisher.js';
 import { deliveryCountOf, type Delivery, type LiveChannel } from './delivery.js';
 import { MessageSettler } from './message-settler.js';
@@ -189,7 +190,18 @@ export class PurchaseTransport extends Server implements CustomTransportStrategy
   }
 
   private async setUpConsumer(channel: Channel): Promise<void> {
-    const live: LiveChannel = { channel, open: true, consumerTag: undefined };
+    const live: LiveChannel = {
+      channel,
+      open: true,
+      consumerTag: undefined,
+      acks: new AckCoalescer(channel, (count, error) => {
+        live.open = false;
+        this.metrics.settled('failed', count);
+        this.log.warn(
+          `${count} acks not sent, the channel closed (${error.message}); the broker redelivers them`,
+        );
+      }),
+    };
     channel.once('close', () => {
       live.open = false;
       live.consumerTag = undefined;

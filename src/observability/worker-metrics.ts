@@ -21,6 +21,7 @@ export class WorkerMetrics {
   private readonly dlqDepth: Gauge<'queue'>;
   private readonly consumerPaused: Gauge;
   private readonly circuitOpen: Gauge;
+  private readonly outcomeCounters: Record<CountedOutcome, { inc(count: number): void }>;
 
   constructor(private readonly registry: Registry) {
     const registers = [registry];
@@ -91,10 +92,18 @@ export class WorkerMetrics {
       help: '1 while the database circuit breaker is open.',
       registers,
     });
+    this.outcomeCounters = {
+      confirmed: this.messages.labels('confirmed'),
+      duplicate: this.messages.labels('duplicate'),
+      rejected: this.messages.labels('rejected'),
+      retried: this.messages.labels('retried'),
+      failed: this.messages.labels('failed'),
+    };
   }
 
   settled(outcome: CountedOutcome, count = 1): void {
-    this.messages.inc({ outcome }, count);
+    // Label children are resolved once: hashing the labels on every message shows in profiles.
+    this.outcomeCounters[outcome].inc(count);
   }
 
   /** Messages handed back to the broker for redelivery so far. */

@@ -1,0 +1,72 @@
+import { describe, expect, it } from '@jest/globals';
+import type { Channel, Message } from 'amqplib';
+import { AckCoalescer } from './ack-coalescer.js';
+
+class RecordingChannel {
+  readonly frames: string[] = [];
+  ack(message: Message, allUpTo?: boolean) {
+    this.frames.push(`${allUpTo ? 'ack≤' : 'ack '}${message.fields.deliveryTag}`);
+  }
+}
+
+const message = (deliveryTag: number) => ({ fields: { deliveryTag } }) as Message;
+
+function setUp(delivered: number) {
+  const channel = new RecordingChannel();
+  const acks = new AckCoalescer(channel as unknown as Channel, () => undefined);
+  for (let tag = 1; tag <= delivered; tag++) acks.received(tag);
+  return { channel, acks };
+}
+
+describe('AckCoalescer', () => {
+  it('sends one multiple-ack for a run of settled deliveries at the head of the window', () => {
+    const { channel, acks } = setUp(500);
+    for (let tag = 500; tag >= 1; tag--) acks.ack(message(tag));
+    acks.flush();
+    expect(channel.frames).toEqual(['ack≤500']);
+    expect(acks.outstanding).toBe(0);
+  });
+
+  it('never multiple-acks past a delivery still in progress: later ones go one by one', () => {
+    const { channel, acks } = setUp(5);
+    acks.ack(message(1));
+    acks.ack(message(2));
+    acks.ack(message(4));
+    acks.ack(message(5));
+    acks.flush();
+    expect(channel.frames).toEqual(['ack≤2', 'ack 4', 'ack 5']);
+
+    acks.ack(message(3));
+    acks.flush();
+    expect(channel.frames.slice(3)).toEqual(['ack≤3']);
+    expect(acks.outstanding).toBe(0);
+  });
+
+  it('lets a run pass deliveries that were requeued or dead-lettered', () => {
+    const { channel, acks } = setUp(4);
+    acks.settled(2);
+    acks.ack(message(1));
+    acks.ack(message(3));
+    acks.ack(message(4));
+    acks.flush();
+    expect(channel.frames).toEqual(['ack≤4']);
+  });
+
+  it('reports the acks it could not send when the channel refuses them', async () => {
+    const lost: number[] = [];
+    const acks = new AckCoalescer(
+      {
+        ack: () => {
+          throw new Error('Channel closed');
+        },
+      },
+      (count) => lost.push(count),
+    );
+    acks.received(1);
+    acks.received(2);
+    acks.ack(message(1));
+    acks.ack(message(2));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(lost).toEqual([2]);
+  });
+});
