@@ -13,7 +13,7 @@ const message = (deliveryTag: number) => ({ fields: { deliveryTag } }) as Messag
 
 function setUp(delivered: number) {
   const channel = new RecordingChannel();
-  const acks = new AckCoalescer(channel as unknown as Channel, () => undefined);
+  const acks = new AckCoalescer(channel, () => undefined);
   for (let tag = 1; tag <= delivered; tag++) acks.received(tag);
   return { channel, acks };
 }

@@ -85,7 +85,7 @@ describe('MessageSettler', () => {
       channel: channel as unknown as Channel,
       open: true,
       consumerTag: 'consumer',
-      acks: new AckCoalescer(channel as unknown as Channel, () => undefined),
+      acks: new AckCoalescer(channel, () => undefined),
     };
   });
   afterEach(() => {
