@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import type { Channel, Message } from 'amqplib';
+import type { Message } from 'amqplib';
 import { AckCoalescer } from './ack-coalescer.js';
 
 class RecordingChannel {
