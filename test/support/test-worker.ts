@@ -51,7 +51,7 @@ export class TestWorld {
       DATABASE_URL: this.db.url,
       PURCHASE_QUEUE: this.queue,
       HTTP_PORT: '0',
-      LOG_LEVEL: 'warn',
+      LOG_LEVEL: 'error',
       SHUTDOWN_DEADLINE_MS: '10000',
       ...Object.fromEntries(Object.entries(overrides).map(([key, value]) => [key, String(value)])),
     });
