@@ -41,6 +41,15 @@ export class OrderBatchError extends Error {
   }
 }
 
+/** A purchase with its order key, computed once. */
+interface Candidate {
+  key: string;
+  purchase: Purchase;
+}
+
+/** Per order key: the insert's result, a rejection (the database refuses the row), or an error to hand back. */
+type WriteResult = { inserted: boolean; committedAt: Date } | Outcome | Error;
+
 interface Pending {
   purchase: Purchase;
   resolve: (outcome: Outcome) => void;
@@ -145,15 +154,16 @@ export class PurchaseBatcher {
   private async writeBatch(batch: Pending[]): Promise<void> {
     // One INSERT row per order key: the first purchase of a key is the candidate, the rest of the batch
     // with that key are duplicates of it whatever the database says.
-    const candidates = new Map<string, Purchase>();
-    for (const { purchase } of batch) {
-      const key = orderKey(purchase);
-      if (!candidates.has(key)) candidates.set(key, purchase);
-    }
+    const keys = batch.map(({ purchase }) => orderKey(purchase));
+    const candidates = new Map<string, Candidate>();
+    batch.forEach(({ purchase }, index) => {
+      const key = keys[index] as string;
+      if (!candidates.has(key)) candidates.set(key, { key, purchase });
+    });
     const results = await this.writeIsolatingFailures([...candidates.values()], 1);
     const claimed = new Set<string>();
-    for (const { purchase, resolve } of batch) {
-      const key = orderKey(purchase);
+    batch.forEach(({ purchase, resolve }, index) => {
+      const key = keys[index] as string;
       const result = results.get(key);
       if (result === undefined || result instanceof Error || 'kind' in result) {
         resolve(this.failureOutcome(purchase, result));
@@ -163,7 +173,7 @@ export class PurchaseBatcher {
       } else {
         resolve({ kind: 'duplicate', purchase, committedAt: result.committedAt });
       }
-    }
+    });
   }
 
   private failureOutcome(purchase: Purchase, result: Error | Outcome | undefined): Outcome {
@@ -172,17 +182,18 @@ export class PurchaseBatcher {
   }
 
   /**
-   * Inserts `purchases` (distinct keys), returning per key either the insert result, a rejection outcome
+   * Inserts the candidates (distinct keys), returning per key either the insert result, a rejection outcome
    * (the database refuses this row) or the error to hand back to the broker.
    */
   private async writeIsolatingFailures(
-    purchases: Purchase[],
+    candidates: Candidate[],
     firstAttempt: number,
-  ): Promise<Map<string, { inserted: boolean; committedAt: Date } | Outcome | Error>> {
-    const results = new Map<string, { inserted: boolean; committedAt: Date } | Outcome | Error>();
+  ): Promise<Map<string, WriteResult>> {
+    const results = new Map<string, WriteResult>();
+    const purchases = candidates.map((candidate) => candidate.purchase);
     for (let attempt = firstAttempt; ; attempt++) {
       if (this.abandoned) {
-        for (const purchase of purchases) results.set(orderKey(purchase), new Error('worker shutting down'));
+        for (const { key } of candidates) results.set(key, new Error('worker shutting down'));
         return results;
       }
       await this.breaker.whenClosed();
@@ -192,9 +203,9 @@ export class PurchaseBatcher {
         this.metrics.batchWritten(purchases.length, (performance.now() - started) / 1000);
         this.breaker.recordSuccess();
         const now = new Date();
-        for (const purchase of purchases) {
-          const committedAt = inserted.get(orderKey(purchase));
-          results.set(orderKey(purchase), {
+        for (const { key } of candidates) {
+          const committedAt = inserted.get(key);
+          results.set(key, {
             inserted: committedAt !== undefined,
             committedAt: committedAt ?? now,
           });
@@ -212,17 +223,17 @@ export class PurchaseBatcher {
         }
         if (purchases.length > 1) {
           // Some row of this batch is refused: split until the refused one stands alone.
-          const middle = Math.ceil(purchases.length / 2);
+          const middle = Math.ceil(candidates.length / 2);
           const [left, right] = await Promise.all([
-            this.writeIsolatingFailures(purchases.slice(0, middle), attempt),
-            this.writeIsolatingFailures(purchases.slice(middle), attempt),
+            this.writeIsolatingFailures(candidates.slice(0, middle), attempt),
+            this.writeIsolatingFailures(candidates.slice(middle), attempt),
           ]);
           return new Map([...left, ...right]);
         }
-        const [only] = purchases as [Purchase];
+        const [{ key: onlyKey, purchase: only }] = candidates as [Candidate];
         if (kind === 'poison') {
           this.logger.warn(`database refused sale ${only.saleId}, user ${only.userId}: ${error.message}`);
-          results.set(orderKey(only), {
+          results.set(onlyKey, {
             kind: 'rejected',
             purchase: only,
             rejection: {
@@ -236,7 +247,7 @@ export class PurchaseBatcher {
           this.logger.error(
             `giving sale ${only.saleId}, user ${only.userId} back to the broker: ${error.message}`,
           );
-          results.set(orderKey(only), error);
+          results.set(onlyKey, error);
           return results;
         }
         await sleep(backoffDelayMs(attempt, this.options.retryBaseMs, this.options.retryMaxMs));
