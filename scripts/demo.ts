@@ -1,0 +1,69 @@
+import { createWriteStream } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { applyMigrations } from '../src/database/migrate.js';
+import { Fleet } from './fleet.js';
+import {
+  formatSummary,
+  loadTestCommand,
+  loadTestOptionsFromFlags,
+  runLoadTest,
+  wholeNumber,
+  type LoadTestFlags,
+} from './loadtest.js';
+
+/**
+ * The quick start on a real workload: migrations, a fleet of workers, the load test, a graceful stop.
+ * Exits with the load test's code (0 on PASS).
+ */
+async function main(): Promise<number> {
+  const flags = loadTestCommand()
+    .name('demo')
+    .description('Migrate, start a fleet, run the load test against it, stop the fleet.')
+    .option('--workers <n>', 'workers in the fleet', wholeNumber('--workers'), 3)
+    .option('--base-port <port>', 'HTTP port of worker-1, 0 = free ports', wholeNumber('--base-port'), 3001)
+    .parse()
+    .opts<LoadTestFlags & { workers: number; basePort: number }>();
+  const options = loadTestOptionsFromFlags(flags);
+  const say = (message: string) => process.stdout.write(`demo | ${message}\n`);
+
+  const applied = await applyMigrations(options.databaseUrl);
+  say(applied.length > 0 ? `applied migrations: ${applied.join(', ')}` : 'database schema up to date');
+
+  const logFile = join(tmpdir(), `flashsale-demo-${new Date().toISOString().replace(/[:.]/g, '-')}.log`);
+  const workerLog = createWriteStream(logFile);
+  const fleet = new Fleet({ workers: flags.workers, basePort: flags.basePort, output: workerLog });
+  // Never leave workers behind if the demo is interrupted.
+  process.on('exit', () => fleet.kill());
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => void fleet.stop('SIGTERM').then(() => process.exit(130)));
+  }
+  say(`starting ${flags.workers} workers (logs in ${logFile})`);
+  fleet.start();
+  let exitCode: number;
+  try {
+    await fleet.ready(60_000);
+    say(`${flags.workers} workers ready`);
+    const report = await runLoadTest(options);
+    process.stdout.write(formatSummary(report));
+    exitCode = report.pass ? 0 : 1;
+  } finally {
+    say('stopping the fleet');
+    const fleetCode = await fleet.stop('SIGTERM');
+    say(
+      fleetCode === 0
+        ? 'every worker drained and exited 0'
+        : `some workers did not stop cleanly (see ${logFile})`,
+    );
+    workerLog.end();
+  }
+  return exitCode;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (error: Error) => {
+    process.stderr.write(`demo failed: ${error.message}\n`);
+    process.exit(1);
+  },
+);
