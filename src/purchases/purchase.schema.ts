@@ -35,6 +35,16 @@ function isCalendarDateTime(value: string): boolean {
 }
 
 const noNul = (value: string) => !value.includes('\u0000');
+// A lone UTF-16 surrogate has no UTF-8 form: the database would store U+FFFD in its place, and two different
+// userIds could then collapse onto one order.
+const LONE_SURROGATE = /\p{Cs}/u;
+const wellFormed = (value: string) => !LONE_SURROGATE.test(value);
+// PostgreSQL refuses year 0 (1 BC) as the driver sends it; no purchase is that old anyway.
+const EARLIEST_PURCHASE_MS = Date.parse('0001-01-01T00:00:00Z');
+const notBeforeYearOne = (value: string) => {
+  const ms = Date.parse(value);
+  return Number.isNaN(ms) || ms >= EARLIEST_PURCHASE_MS; // an unreadable date is the previous rule's to report
+};
 
 export const purchaseSchema = z.object({
   saleId: z
@@ -48,10 +58,12 @@ export const purchaseSchema = z.object({
       (value) => [...value].length <= USER_ID_MAX_CHARACTERS,
       `must be at most ${USER_ID_MAX_CHARACTERS} characters`,
     )
-    .refine(noNul, 'must not contain a NUL character'),
+    .refine(noNul, 'must not contain a NUL character')
+    .refine(wellFormed, 'must be valid Unicode (it holds a lone surrogate)'),
   timestamp: z
     .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') })
     .refine(isCalendarDateTime, 'must be an ISO 8601 date-time with a zone, e.g. 2026-11-22T10:00:00.000Z')
+    .refine(notBeforeYearOne, 'must not be before the year 0001')
     .transform((value) => new Date(value)),
 });
 
