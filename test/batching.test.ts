@@ -60,6 +60,9 @@ describe('batched persistence', () => {
     expect(JSON.parse(dead?.content.toString() ?? '{}')).toMatchObject({ userId: 'banned' });
     expect(dead?.properties.headers?.['x-rejection-code']).toBe('REFUSED_BY_DATABASE');
     expect(dead?.properties.headers?.['x-rejection-reason']).toContain('test_no_banned_users');
+    expect(dead?.properties.headers?.['x-rejection-reason']).toMatch(
+      /^database refused the order \(23514\): [^\n]*$/,
+    );
     await waitFor('20 orders', async () => (await world.orders()) === 20);
     await waitFor('the queue to be empty', async () => (await world.queueDepth()) === 0);
   });

@@ -10,7 +10,8 @@ export class DeadLetterPublishError extends Error {
 /**
  * Publishes a message that can never succeed to the dead-letter queue with publisher confirms, keeping its
  * body, properties and headers, and adding why and when: `x-rejection-reason` (a sentence), `x-rejection-code`,
- * `x-original-queue`, `x-first-seen`, `x-delivery-count`, `x-rejected-by`. The caller acks the original only
+ * `x-original-queue`, `x-first-seen`, `x-rejected-at-delivery`, `x-rejected-by`. (Not `x-delivery-count`:
+ * quorum queues overwrite that header with their own count on every delivery.) The caller acks the original only
  * after the confirm, so a crash in between leaves a copy in both queues, never in neither.
  */
 export class DeadLetterPublisher {
@@ -40,7 +41,7 @@ export class DeadLetterPublisher {
           'x-rejection-code': rejection.code,
           'x-original-queue': (headers['x-original-queue'] as string | undefined) ?? this.sourceQueue,
           'x-first-seen': (headers['x-first-seen'] as string | undefined) ?? new Date().toISOString(),
-          'x-delivery-count': delivery.deliveryCount,
+          'x-rejected-at-delivery': delivery.deliveryCount,
           'x-rejected-by': this.workerId,
         },
       });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { classifyDatabaseError, databaseErrorCode } from './database-errors.js';
+import { classifyDatabaseError, databaseErrorCode, databaseErrorMessage } from './database-errors.js';
 
 /** A raw-query failure as Prisma 7 with @prisma/adapter-pg reports it (code P2010, the driver error in meta). */
 function prismaRawError(cause: Record<string, unknown>) {
@@ -56,6 +56,21 @@ describe('classifyDatabaseError', () => {
     ['not an error at all', 'a string', 'unknown'],
   ])('%s → %s', (_name, error, expected) => {
     expect(classifyDatabaseError(error)).toBe(expected);
+  });
+});
+
+describe('databaseErrorMessage', () => {
+  it("gives the driver's message rather than Prisma's multi-line invocation text", () => {
+    const error = prismaRawError({
+      originalCode: '23514',
+      originalMessage: 'new row violates check constraint "x"',
+    });
+    error.message = 'Invalid `prisma.$queryRaw()` invocation:\n\n\nRaw query failed.';
+    expect(databaseErrorMessage(error)).toBe('new row violates check constraint "x"');
+  });
+
+  it('folds any other message onto one line', () => {
+    expect(databaseErrorMessage(new Error('line one\n\nline two'))).toBe('line one line two');
   });
 });
 

@@ -121,6 +121,24 @@ export function classifyDatabaseError(error: unknown): DatabaseErrorClass {
   return 'unknown';
 }
 
+/**
+ * The database's own words for the failure, on one line: the driver's message (`originalMessage`) when there
+ * is one, rather than Prisma's multi-line "Invalid `prisma.$queryRaw()` invocation" text around it.
+ */
+export function databaseErrorMessage(error: unknown): string {
+  const pending: unknown[] = [error];
+  let fallback: string | undefined;
+  for (let visited = 0; pending.length > 0 && visited < 10; visited++) {
+    const current = pending.shift();
+    if (!current || typeof current !== 'object') continue;
+    const fields = current as ErrorLike & { originalMessage?: unknown };
+    if (typeof fields.originalMessage === 'string') return fields.originalMessage;
+    if (typeof fields.message === 'string') fallback ??= fields.message;
+    pending.push(fields.meta?.driverAdapterError, fields.cause);
+  }
+  return (fallback ?? String(error)).replace(/\s+/g, ' ').trim();
+}
+
 /** The most specific code on the error (SQLSTATE when there is one), for logs and audit details. */
 export function databaseErrorCode(error: unknown): string | undefined {
   const { codes } = facts(error);

@@ -1,5 +1,9 @@
 import { Logger } from '@nestjs/common';
-import { classifyDatabaseError, databaseErrorCode } from '../database/database-errors.js';
+import {
+  classifyDatabaseError,
+  databaseErrorCode,
+  databaseErrorMessage,
+} from '../database/database-errors.js';
 import { backoffDelayMs, sleep } from '../database/backoff.js';
 import type { CircuitBreaker } from '../database/circuit-breaker.js';
 import type { WorkerMetrics } from '../observability/worker-metrics.js';
@@ -238,7 +242,7 @@ export class PurchaseBatcher {
             purchase: only,
             rejection: {
               code: 'REFUSED_BY_DATABASE',
-              reason: `database refused the order: ${(cause as Error).message}`,
+              reason: `database refused the order (${error.code ?? 'no code'}): ${databaseErrorMessage(cause)}`,
             },
           });
           return results;
