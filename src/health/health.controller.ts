@@ -3,12 +3,15 @@ import { HealthCheck, HealthCheckService, HealthIndicatorService } from '@nestjs
 import { PurchaseTransport } from '../broker/purchase.transport.js';
 import { DatabaseCircuitBreaker } from '../database/database.module.js';
 import { PrismaService } from '../database/prisma.service.js';
+import { redactCredentials } from '../observability/log-redaction.js';
 
 const DATABASE_PING_TIMEOUT_MS = 1000;
 
 /** Liveness (`/health`) and readiness (`/ready`: consuming from RabbitMQ and the database reachable). */
 @Controller()
 export class HealthController {
+  private pinging: Promise<void> | undefined;
+
   constructor(
     private readonly health: HealthCheckService,
     private readonly indicators: HealthIndicatorService,
@@ -45,8 +48,10 @@ export class HealthController {
     if (openReason) return session.down({ reason: openReason });
     let timer: NodeJS.Timeout | undefined;
     try {
+      // Probes arriving while a ping is pending share it: a hung database must not pile up queries.
+      this.pinging ??= this.prisma.ping().finally(() => (this.pinging = undefined));
       await Promise.race([
-        this.prisma.ping(),
+        this.pinging,
         new Promise((_, reject) => {
           timer = setTimeout(
             () => reject(new Error(`no answer within ${DATABASE_PING_TIMEOUT_MS} ms`)),
@@ -56,9 +61,15 @@ export class HealthController {
       ]);
       return session.up();
     } catch (error) {
-      return session.down({ reason: `database unreachable: ${(error as Error).message}` });
+      return session.down({ reason: `database unreachable: ${lastLine((error as Error).message)}` });
     } finally {
       clearTimeout(timer);
     }
   }
+}
+
+/** Prisma puts the invocation first and the driver's words last: the reason keeps the last line, redacted. */
+function lastLine(message: string): string {
+  const lines = message.split('\n').filter((line) => line.trim() !== '');
+  return redactCredentials((lines.at(-1) ?? message).trim());
 }

@@ -1,4 +1,4 @@
-import { Logger } from '@nestjs/common';
+import { Logger, type OnApplicationShutdown } from '@nestjs/common';
 import type { AuditTrail } from '../audit/audit-trail.js';
 import type { WorkerMetrics } from '../observability/worker-metrics.js';
 import type { Outcome } from './outcome.js';
@@ -10,18 +10,32 @@ export interface MessageFacts {
   deliveryCount: number;
 }
 
-/** The one place that turns an outcome into an audit event, a metric and (for failures) a log line. */
-export class OutcomeReporter {
+type SummarisedOutcome = Outcome['kind'];
+
+/** How often, at most, the info-level summary of settled messages is logged. */
+export const OUTCOME_SUMMARY_INTERVAL_MS = 10_000;
+
+/**
+ * The one place that turns an outcome into an audit event, a metric and a log line: per message at debug
+ * (failures at warn), and at info one summary of the counts per interval with messages, so the info log
+ * grows with time, not with traffic. The last summary is written at shutdown.
+ */
+export class OutcomeReporter implements OnApplicationShutdown {
   private readonly logger = new Logger('PurchaseOutcome');
+  private counts = emptyCounts();
+  private summaryStartedAt = 0;
+  private summaryTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly audit: AuditTrail,
     private readonly metrics: WorkerMetrics,
     private readonly workerId: string,
     private readonly debugEnabled: boolean,
+    private readonly summaryIntervalMs = OUTCOME_SUMMARY_INTERVAL_MS,
   ) {}
 
   report(outcome: Outcome, message: MessageFacts): void {
+    this.count(outcome.kind);
     const createdAt = new Date();
     switch (outcome.kind) {
       case 'confirmed':
@@ -87,4 +101,37 @@ export class OutcomeReporter {
         return;
     }
   }
+
+  onApplicationShutdown(): void {
+    this.logSummary();
+  }
+
+  private count(kind: SummarisedOutcome): void {
+    this.counts[kind]++;
+    if (this.summaryTimer) return;
+    // Only while messages flow: an idle worker keeps no timer and logs nothing.
+    this.summaryStartedAt = Date.now();
+    this.summaryTimer = setTimeout(() => this.logSummary(), this.summaryIntervalMs).unref();
+  }
+
+  private logSummary(): void {
+    clearTimeout(this.summaryTimer);
+    this.summaryTimer = undefined;
+    const { confirmed, duplicate, rejected, retry } = this.counts;
+    const total = confirmed + duplicate + rejected + retry;
+    if (total === 0) return;
+    this.counts = emptyCounts();
+    this.logger.log({
+      msg: `settled ${total} messages`,
+      confirmed,
+      duplicate,
+      rejected,
+      retried: retry,
+      periodMs: Date.now() - this.summaryStartedAt,
+    });
+  }
+}
+
+function emptyCounts(): Record<SummarisedOutcome, number> {
+  return { confirmed: 0, duplicate: 0, rejected: 0, retry: 0 };
 }
