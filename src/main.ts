@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import { InvalidSettingsError, parseSettings, type Settings } from './config/settings.js';
+import { redactCredentials } from './observability/log-redaction.js';
 import { startWorker } from './worker.js';
 
 function readSettings(): Settings {
@@ -28,7 +29,9 @@ async function main(): Promise<void> {
     worker.stop(signal).then(
       (code) => process.exit(code),
       (error: Error) => {
-        console.error(`flashsale-worker: shutdown failed: ${error.stack ?? error.message}`);
+        console.error(
+          `flashsale-worker: shutdown failed: ${redactCredentials(error.stack ?? error.message)}`,
+        );
         process.exit(1);
       },
     );
@@ -38,6 +41,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: Error) => {
-  console.error(`flashsale-worker failed to start: ${error.stack ?? error.message}`);
+  console.error(`flashsale-worker failed to start: ${redactCredentials(error.stack ?? error.message)}`);
   process.exit(1);
 });

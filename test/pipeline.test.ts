@@ -1,13 +1,17 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { WorkerMetrics } from '../src/observability/worker-metrics.js';
+import type { RunningWorker } from '../src/worker.js';
 import { waitFor } from './support/harness.js';
 import { purchase, TestWorld } from './support/test-worker.js';
 
 describe('a worker persisting purchases', () => {
   let world: TestWorld;
 
+  let worker: RunningWorker;
+
   beforeAll(async () => {
     world = await TestWorld.create('pipeline');
-    await world.startWorker({ BATCH_SIZE: 50, BATCH_WAIT_MS: 5 });
+    worker = await world.startWorker({ BATCH_SIZE: 50, BATCH_WAIT_MS: 5 });
   });
   afterAll(() => world.close());
 
@@ -21,6 +25,25 @@ describe('a worker persisting purchases', () => {
     await waitFor('300 orders', async () => (await world.orders()) === 300);
     await waitFor('the queue to be empty', async () => (await world.queueDepth()) === 0);
     expect(await world.count('SELECT count(DISTINCT (sale_id, user_id)) FROM orders')).toBe(300);
+  });
+
+  it('acks a committed batch with a few multiple-ack frames, not one frame per message', async () => {
+    const metrics = worker.app.get(WorkerMetrics);
+    const framesBefore = await metrics.ackFramesSent();
+    await world.publish(
+      Array.from({ length: 200 }, () => purchase({ saleId: 'a1b2c3d4-0000-4000-8000-000000000003' })),
+    );
+    await waitFor(
+      '200 orders of the sale',
+      async () =>
+        (await world.count(
+          "SELECT count(*) FROM orders WHERE sale_id = 'a1b2c3d4-0000-4000-8000-000000000003'",
+        )) === 200,
+    );
+    await waitFor('the queue to be empty', async () => (await world.queueDepth()) === 0);
+    const frames = (await metrics.ackFramesSent()) - framesBefore;
+    expect(frames).toBeGreaterThan(0);
+    expect(frames).toBeLessThanOrEqual(20);
   });
 });
 

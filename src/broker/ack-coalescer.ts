@@ -20,6 +20,8 @@ export class AckCoalescer {
     private readonly channel: Pick<Channel, 'ack'>,
     /** Called when the channel refused the acks (it closed under them); the broker redelivers those. */
     private readonly onAcksLost: (count: number, error: Error) => void,
+    /** Told of every ack frame sent. */
+    private readonly onFrameSent: () => void = () => undefined,
   ) {}
 
   received(deliveryTag: number): void {
@@ -57,10 +59,14 @@ export class AckCoalescer {
       this.head++;
     }
     this.compact();
-    if (lastOfRun) this.channel.ack(lastOfRun, true);
+    if (lastOfRun) {
+      this.channel.ack(lastOfRun, true);
+      this.onFrameSent();
+    }
     // Acks behind a delivery still in progress go one by one: a slow message must not hold back the rest.
     for (const [tag, message] of this.toAck) {
       this.channel.ack(message);
+      this.onFrameSent();
       this.settledElsewhere.add(tag);
     }
     this.toAck.clear();

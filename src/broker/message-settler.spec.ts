@@ -3,7 +3,7 @@ import type { Channel, ConsumeMessage } from 'amqplib';
 import { Registry } from 'prom-client';
 import { WorkerMetrics } from '../observability/worker-metrics.js';
 import type { Outcome } from '../purchases/outcome.js';
-import type { OutcomeReporter } from '../purchases/outcome.reporter.js';
+import type { MessageFacts, OutcomeReporter } from '../purchases/outcome.reporter.js';
 import type { Rejection } from '../purchases/purchase.schema.js';
 import type { DeadLetterPublisher } from './dead-letter.publisher.js';
 import { AckCoalescer } from './ack-coalescer.js';
@@ -49,6 +49,7 @@ describe('MessageSettler', () => {
   let channel: FakeChannel;
   let deadLetters: FakeDeadLetters;
   let reported: Outcome[];
+  let sentFlags: boolean[];
   let registry: Registry;
   let tag: number;
   let live: LiveChannel;
@@ -66,19 +67,21 @@ describe('MessageSettler', () => {
   const settler = (overrides: Partial<SettlerOptions> = {}) =>
     new MessageSettler(
       deadLetters as unknown as DeadLetterPublisher,
-      { report: (outcome: Outcome) => reported.push(outcome) } as unknown as OutcomeReporter,
+      {
+        report: (outcome: Outcome, facts: MessageFacts) => {
+          reported.push(outcome);
+          sentFlags.push(facts.settled);
+        },
+      } as unknown as OutcomeReporter,
       new WorkerMetrics(registry),
       { ...options, ...overrides },
     );
-  const failedCount = async () =>
-    (await registry.getSingleMetric('flashsale_messages_total')?.get())?.values.find(
-      (v) => v.labels.outcome === 'failed',
-    )?.value ?? 0;
 
   beforeEach(() => {
     channel = new FakeChannel();
     deadLetters = new FakeDeadLetters();
     reported = [];
+    sentFlags = [];
     registry = new Registry();
     tag = 0;
     live = {
@@ -97,12 +100,13 @@ describe('MessageSettler', () => {
     live.acks.flush();
     expect(channel.acked).toEqual([1]);
     expect(reported).toEqual([confirmed]);
+    expect(sentFlags).toEqual([true]);
   });
 
-  it('sends nothing on a channel that has closed, and counts the message as failed', async () => {
+  it('sends nothing on a channel that has closed, and reports it as not settled', async () => {
     await settler().settle(delivery(1, false), confirmed);
     expect(channel.acked).toEqual([]);
-    expect(await failedCount()).toBe(1);
+    expect(sentFlags).toEqual([false]);
   });
 
   it('survives a requeue on a channel closing under it (amqplib throws) without crashing', async () => {
@@ -113,7 +117,7 @@ describe('MessageSettler', () => {
     await jest.advanceTimersByTimeAsync(1000);
     await settled;
     expect(closing.live.open).toBe(false);
-    expect(await failedCount()).toBe(1);
+    expect(sentFlags).toEqual([false]);
   });
 
   it('acks a rejected message only after its dead-letter copy is confirmed', async () => {
@@ -171,6 +175,6 @@ describe('MessageSettler', () => {
     await settled;
     expect(channel.requeued).toEqual([]);
     expect(channel.acked).toEqual([]);
-    expect(await failedCount()).toBe(1);
+    expect(sentFlags).toEqual([false]);
   });
 });

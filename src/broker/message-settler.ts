@@ -40,42 +40,41 @@ export class MessageSettler {
   ) {}
 
   async settle(delivery: Delivery, outcome: Outcome): Promise<void> {
-    const settled = await this.apply(delivery, outcome);
+    const { outcome: settled, sent } = await this.apply(delivery, outcome);
     this.reporter.report(settled, {
       messageId: delivery.message.properties.messageId as string | undefined,
       deliveryTag: delivery.message.fields.deliveryTag,
       deliveryCount: delivery.deliveryCount,
+      settled: sent,
     });
   }
 
-  private async apply(delivery: Delivery, outcome: Outcome): Promise<Outcome> {
+  /** The final outcome, and whether its ack, requeue or republish reached the channel. */
+  private async apply(delivery: Delivery, outcome: Outcome): Promise<{ outcome: Outcome; sent: boolean }> {
     switch (outcome.kind) {
       case 'confirmed':
       case 'duplicate':
-        this.ack(delivery);
-        return outcome;
+        return { outcome, sent: this.ack(delivery) };
       case 'rejected':
         try {
           await this.deadLetters.publish(delivery, outcome.rejection);
         } catch (error) {
           const retry: Outcome = { kind: 'retry', error: error as Error };
           if (outcome.purchase) retry.purchase = outcome.purchase;
-          this.requeue(delivery);
-          return retry;
+          return { outcome: retry, sent: this.requeue(delivery) };
         }
-        this.ack(delivery);
-        return outcome;
+        return { outcome, sent: this.ack(delivery) };
       case 'retry':
         return this.retry(delivery, outcome);
     }
   }
 
-  private async retry(delivery: Delivery, outcome: Extract<Outcome, { kind: 'retry' }>): Promise<Outcome> {
-    if (outcome.error instanceof ShutdownInterruptedError) {
-      // The channel closes next; the broker redelivers the message to another worker.
-      this.metrics.settled('failed');
-      return outcome;
-    }
+  private async retry(
+    delivery: Delivery,
+    outcome: Extract<Outcome, { kind: 'retry' }>,
+  ): Promise<{ outcome: Outcome; sent: boolean }> {
+    // Shutting down: the channel closes next and the broker redelivers the message to another worker.
+    if (outcome.error instanceof ShutdownInterruptedError) return { outcome, sent: false };
     if (delivery.deliveryCount >= this.options.maxDeliveries) {
       const rejected: Outcome = {
         kind: 'rejected',
@@ -91,22 +90,22 @@ export class MessageSettler {
     await this.delay(
       backoffDelayMs(delivery.deliveryCount, this.options.retryBaseMs, this.options.retryMaxMs),
     );
-    if (this.interrupted) {
-      this.metrics.settled('failed');
-      return outcome;
-    }
+    if (this.interrupted) return { outcome, sent: false };
     if (this.options.queueType === 'classic') {
       try {
         await this.deadLetters.republishForRetry(delivery);
-        this.ack(delivery);
+        return { outcome, sent: this.ack(delivery) };
       } catch (error) {
-        this.logger.warn(`republishing for retry failed, requeueing instead: ${(error as Error).message}`);
-        this.requeue(delivery);
+        this.logger.warn({
+          msg: `republishing for retry failed, requeueing instead: ${(error as Error).message}`,
+          saleId: outcome.purchase?.saleId,
+          userId: outcome.purchase?.userId,
+          deliveryTag: delivery.message.fields.deliveryTag,
+          messageId: delivery.message.properties.messageId as string | undefined,
+        });
       }
-    } else {
-      this.requeue(delivery);
     }
-    return outcome;
+    return { outcome, sent: this.requeue(delivery) };
   }
 
   /** Ends every pending back-off at once; those messages stay unacked for redelivery. */
@@ -129,31 +128,31 @@ export class MessageSettler {
     });
   }
 
-  private ack(delivery: Delivery): void {
-    this.onLiveChannel(delivery, 'ack', () => delivery.live.acks.ack(delivery.message));
+  private ack(delivery: Delivery): boolean {
+    return this.onLiveChannel(delivery, 'ack', () => delivery.live.acks.ack(delivery.message));
   }
 
-  private requeue(delivery: Delivery): void {
-    this.onLiveChannel(delivery, 'requeue', () => {
+  private requeue(delivery: Delivery): boolean {
+    return this.onLiveChannel(delivery, 'requeue', () => {
       delivery.live.channel.nack(delivery.message, false, true);
       delivery.live.acks.settled(delivery.message.fields.deliveryTag);
     });
   }
 
-  private onLiveChannel(delivery: Delivery, action: string, send: () => void): void {
+  private onLiveChannel(delivery: Delivery, action: string, send: () => void): boolean {
     if (delivery.live.open) {
       try {
         send();
-        return;
+        return true;
       } catch (error) {
         // The channel closed between the check and the send (amqplib throws "Channel closed").
         delivery.live.open = false;
         this.logger.debug(`${action} failed: ${(error as Error).message}`);
       }
     }
-    this.metrics.settled('failed');
     this.logger.debug(
       `no ${action} for delivery ${delivery.message.fields.deliveryTag}: its channel is closed; the broker redelivers it`,
     );
+    return false;
   }
 }

@@ -194,13 +194,17 @@ export class PurchaseTransport extends Server implements CustomTransportStrategy
       channel,
       open: true,
       consumerTag: undefined,
-      acks: new AckCoalescer(channel, (count, error) => {
-        live.open = false;
-        this.metrics.settled('failed', count);
-        this.log.warn(
-          `${count} acks not sent, the channel closed (${error.message}); the broker redelivers them`,
-        );
-      }),
+      acks: new AckCoalescer(
+        channel,
+        (count, error) => {
+          live.open = false;
+          this.metrics.settled('failed', count);
+          this.log.warn(
+            `${count} acks not sent, the channel closed (${error.message}); the broker redelivers them`,
+          );
+        },
+        () => this.metrics.ackFrameSent(),
+      ),
     };
     channel.once('close', () => {
       live.open = false;
@@ -251,20 +255,25 @@ export class PurchaseTransport extends Server implements CustomTransportStrategy
   private onDelivery(live: LiveChannel, message: ConsumeMessage): void {
     this.inFlightMessages++;
     this.metrics.inFlight.inc();
-    const delivery: Delivery = { live, message, deliveryCount: deliveryCountOf(message) };
-    void this.handle(delivery)
-      .then((outcome) => this.settler?.settle(delivery, outcome))
-      .catch((error: Error) =>
-        this.log.error(
-          `settling delivery ${message.fields.deliveryTag} failed: ${error.message}`,
-          error.stack,
-        ),
-      )
-      .finally(() => {
-        this.inFlightMessages--;
-        this.metrics.inFlight.dec();
-        if (this.inFlightMessages === 0) for (const resolve of this.drainWaiters.splice(0)) resolve();
+    live.acks.received(message.fields.deliveryTag);
+    void this.process({ live, message, deliveryCount: deliveryCountOf(message) });
+  }
+
+  private async process(delivery: Delivery): Promise<void> {
+    try {
+      await this.settler?.settle(delivery, await this.handle(delivery));
+    } catch (error) {
+      this.log.error({
+        msg: `settling a delivery failed: ${(error as Error).message}`,
+        deliveryTag: delivery.message.fields.deliveryTag,
+        messageId: delivery.message.properties.messageId as string | undefined,
+        err: error,
       });
+    } finally {
+      this.inFlightMessages--;
+      this.metrics.inFlight.dec();
+      if (this.inFlightMessages === 0) for (const resolve of this.drainWaiters.splice(0)) resolve();
+    }
   }
 
   private async handle(delivery: Delivery): Promise<Outcome> {

@@ -34,7 +34,10 @@ export class QueueDepthMonitor {
       const deadLetters = await channel.checkQueue(this.settings.DEAD_LETTER_QUEUE);
       this.metrics.queueDepths(queue.queue, queue.messageCount, deadLetters.queue, deadLetters.messageCount);
     } catch (error) {
-      this.logger.warn(`queue depth check failed: ${(error as Error).message}`);
+      // 404 before the topology is declared (start-up, or right after a queue was deleted) is expected.
+      const notYetDeclared = (error as { code?: number }).code === 404;
+      const log = notYetDeclared ? this.logger.debug.bind(this.logger) : this.logger.warn.bind(this.logger);
+      log(`queue depth check failed: ${(error as Error).message}`);
     } finally {
       await channel
         ?.close()

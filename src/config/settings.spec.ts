@@ -54,6 +54,12 @@ describe('parseSettings', () => {
     expect((thrown as Error).message).toContain(expected);
   });
 
+  it('never echoes the value of a URL setting, which may hold a password', () => {
+    expect(() => parseSettings({ RABBITMQ_URL: 'amqp//guest:s3cretpw@127.0.0.1' })).toThrow(
+      /^(?![\s\S]*s3cretpw)[\s\S]*RABBITMQ_URL \(value hidden\)/,
+    );
+  });
+
   it('reports every bad setting at once', () => {
     expect(() => parseSettings({ PREFETCH: '-1', BATCH_SIZE: 'x' })).toThrow(
       /PREFETCH[\s\S]*BATCH_SIZE|BATCH_SIZE[\s\S]*PREFETCH/,

@@ -100,7 +100,9 @@ export function parseSettings(env: NodeJS.ProcessEnv): Settings {
   throw new InvalidSettingsError(
     parsed.error.issues.map((issue) => {
       const name = issue.path.join('.');
-      return `${name}=${JSON.stringify(env[name] ?? '')}: ${issue.message}`;
+      // A connection URL may carry a password: name the setting, never echo its value.
+      const shown = name.endsWith('_URL') ? ' (value hidden)' : `=${JSON.stringify(env[name] ?? '')}`;
+      return `${name}${shown}: ${issue.message}`;
     }),
   );
 }

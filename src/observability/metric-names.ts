@@ -16,6 +16,7 @@ export const METRIC = {
   dlqDepth: 'flashsale_dlq_depth',
   consumerPaused: 'flashsale_consumer_paused',
   circuitOpen: 'flashsale_db_circuit_open',
+  ackFrames: 'flashsale_ack_frames_total',
 } as const;
 
 export const METRIC_NAMES: readonly string[] = Object.values(METRIC);

@@ -21,13 +21,14 @@ export class WorkerMetrics {
   private readonly dlqDepth: Gauge<'queue'>;
   private readonly consumerPaused: Gauge;
   private readonly circuitOpen: Gauge;
+  private readonly ackFrames: Counter;
   private readonly outcomeCounters: Record<CountedOutcome, { inc(count: number): void }>;
 
   constructor(private readonly registry: Registry) {
     const registers = [registry];
     this.messages = new Counter({
       name: METRIC.messages,
-      help: 'Messages settled, by outcome (confirmed, duplicate, rejected, retried, failed).',
+      help: 'Messages by outcome: confirmed, duplicate, rejected, retried (requeued); failed = its ack/nack could not be sent (channel gone, shutdown) and the broker redelivers it.',
       labelNames: ['outcome'],
       registers,
     });
@@ -92,6 +93,11 @@ export class WorkerMetrics {
       help: '1 while the database circuit breaker is open.',
       registers,
     });
+    this.ackFrames = new Counter({
+      name: METRIC.ackFrames,
+      help: 'AMQP ack frames sent; one frame acks a whole run of settled messages.',
+      registers,
+    });
     this.outcomeCounters = {
       confirmed: this.messages.labels('confirmed'),
       duplicate: this.messages.labels('duplicate'),
@@ -110,6 +116,15 @@ export class WorkerMetrics {
   async retriedCount(): Promise<number> {
     const { values } = await this.messages.get();
     return values.find((value) => value.labels.outcome === 'retried')?.value ?? 0;
+  }
+
+  ackFrameSent(): void {
+    this.ackFrames.inc();
+  }
+
+  /** Ack frames sent so far. */
+  async ackFramesSent(): Promise<number> {
+    return (await this.ackFrames.get()).values[0]?.value ?? 0;
   }
 
   batchWritten(size: number, seconds: number): void {

@@ -8,6 +8,11 @@ export interface MessageFacts {
   messageId: string | undefined;
   deliveryTag: number;
   deliveryCount: number;
+  /**
+   * Whether the ack, requeue or dead-letter reached the broker. When it did not (channel gone, shutdown), the
+   * message is counted as `failed` only: the broker redelivers it and it is counted again then.
+   */
+  settled: boolean;
 }
 
 type SummarisedOutcome = Outcome['kind'];
@@ -41,7 +46,7 @@ export class OutcomeReporter implements OnApplicationShutdown {
       case 'confirmed':
       case 'duplicate': {
         const { purchase } = outcome;
-        this.metrics.settled(outcome.kind);
+        this.metrics.settled(message.settled ? outcome.kind : 'failed');
         this.metrics.committed(
           Math.max(0, outcome.committedAt.getTime() - purchase.timestamp.getTime()) / 1000,
         );
@@ -67,12 +72,13 @@ export class OutcomeReporter implements OnApplicationShutdown {
         return;
       }
       case 'rejected': {
-        this.metrics.settled('rejected');
+        this.metrics.settled(message.settled ? 'rejected' : 'failed');
         this.audit.record({
           event: 'MESSAGE_REJECTED',
           saleId: outcome.purchase?.saleId ?? null,
           userId: outcome.purchase?.userId ?? null,
           details: {
+            ...outcome.rejection.identifiers,
             reason: outcome.rejection.reason,
             code: outcome.rejection.code,
             messageId: message.messageId,
@@ -83,15 +89,15 @@ export class OutcomeReporter implements OnApplicationShutdown {
         });
         this.logger.warn({
           msg: `message dead-lettered: ${outcome.rejection.reason}`,
-          saleId: outcome.purchase?.saleId,
-          userId: outcome.purchase?.userId,
+          saleId: outcome.purchase?.saleId ?? outcome.rejection.identifiers?.saleId,
+          userId: outcome.purchase?.userId ?? outcome.rejection.identifiers?.userId,
           code: outcome.rejection.code,
           ...message,
         });
         return;
       }
       case 'retry':
-        this.metrics.settled('retried');
+        this.metrics.settled(message.settled ? 'retried' : 'failed');
         this.logger.warn({
           msg: `message handed back to the broker for redelivery: ${outcome.error.message}`,
           saleId: outcome.purchase?.saleId,

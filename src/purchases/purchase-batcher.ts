@@ -236,7 +236,8 @@ export class PurchaseBatcher {
         }
         const [{ key: onlyKey, purchase: only }] = candidates as [Candidate];
         if (kind === 'poison') {
-          this.logger.warn(`database refused sale ${only.saleId}, user ${only.userId}: ${error.message}`);
+          // The reporter logs the rejection with the message's identifiers.
+          this.logger.debug(`database refused sale ${only.saleId}, user ${only.userId}: ${error.message}`);
           results.set(onlyKey, {
             kind: 'rejected',
             purchase: only,
@@ -248,7 +249,7 @@ export class PurchaseBatcher {
           return results;
         }
         if (attempt >= this.options.maxAttempts) {
-          this.logger.error(
+          this.logger.debug(
             `giving sale ${only.saleId}, user ${only.userId} back to the broker: ${error.message}`,
           );
           results.set(onlyKey, error);

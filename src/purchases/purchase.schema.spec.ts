@@ -139,8 +139,16 @@ describe('parsePurchase', () => {
       rejection: {
         code: 'INVALID_FIELDS',
         reason: 'timestamp must be an ISO 8601 date-time with a zone, e.g. 2026-11-22T10:00:00.000Z',
+        identifiers: { saleId: '7f1d2c7e-5b8a-4c1e-9a55-3c2b7d9e0f11', userId: 'user-42' },
       },
     });
+  });
+
+  it('keeps only string identifiers of an invalid body, for the logs', () => {
+    const result = parse(
+      Buffer.from(JSON.stringify({ saleId: 42, userId: 'user-late', timestamp: 'yesterday' })),
+    );
+    expect(result.ok ? undefined : result.rejection.identifiers).toEqual({ userId: 'user-late' });
   });
 
   it('accepts a timestamp that an offset moves past the year 9999', () => {

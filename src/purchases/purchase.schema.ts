@@ -74,6 +74,8 @@ export type Purchase = z.output<typeof purchaseSchema>;
 export interface Rejection {
   code: RejectionCode;
   reason: string;
+  /** The saleId and userId strings an invalid body did carry, for logs and the audit details. */
+  identifiers?: { saleId?: string; userId?: string };
 }
 
 export type RejectionCode =
@@ -131,7 +133,19 @@ export function parsePurchase(body: Buffer, contentType: string | undefined, max
   const parsed = purchaseSchema.safeParse(value);
   if (parsed.success) return { ok: true, purchase: parsed.data };
   const problems = parsed.error.issues.map((issue) => `${issue.path.join('.') || 'body'} ${issue.message}`);
-  return reject('INVALID_FIELDS', problems.join('; '));
+  return {
+    ok: false,
+    rejection: { code: 'INVALID_FIELDS', reason: problems.join('; '), identifiers: readableIds(value) },
+  };
+}
+
+/** The saleId and userId of an invalid body when they are strings, cut to a loggable length. */
+function readableIds(body: object): Rejection['identifiers'] {
+  const identifiers: NonNullable<Rejection['identifiers']> = {};
+  const { saleId, userId } = body as { saleId?: unknown; userId?: unknown };
+  if (typeof saleId === 'string' && Object.hasOwn(body, 'saleId')) identifiers.saleId = saleId.slice(0, 64);
+  if (typeof userId === 'string' && Object.hasOwn(body, 'userId')) identifiers.userId = userId.slice(0, 255);
+  return identifiers;
 }
 
 /** The key UNIQUE (sale_id, user_id) compares: two purchases with the same key are one order. */

@@ -163,6 +163,7 @@ describe('the /metrics endpoint after a known workload of 40 new purchases, 10 d
       [METRIC.auditFlushed]: 'counter',
       [METRIC.auditDropped]: 'counter',
       [METRIC.auditFlushFailures]: 'counter',
+      [METRIC.ackFrames]: 'counter',
     };
     for (const name of METRIC_NAMES) {
       expect({ name, type: metrics.families.get(name) }).toEqual({

@@ -33,6 +33,8 @@ export class TestWorld {
     this.queue = uniqueName(`fsw.${prefix}`);
     this.deadLetterQueue = `${this.queue}.dlq`;
     this.sql = new pg.Pool({ connectionString: db.url, max: 2 });
+    // Idle clients die with their server when a test stops a private instance; the next query reconnects.
+    this.sql.on('error', () => undefined);
   }
 
   static async create(
