@@ -1,0 +1,173 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { createInterface } from 'node:readline';
+
+/** The built worker, as `npm start` runs it. */
+export const WORKER_MAIN = resolve(import.meta.dirname, '../../dist/src/main.js');
+
+export interface WorkerExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+}
+
+/** A worker process that did not do what a test waited for; the message carries its last output lines. */
+export class WorkerProcessError extends Error {
+  override readonly name = 'WorkerProcessError';
+}
+
+export interface WorkerProcessOptions {
+  /** Script to run instead of the built worker (a test's stand-in). */
+  script?: string;
+  /** Label for messages; default the WORKER_ID in `env`, else the pid. */
+  name?: string;
+}
+
+const POLL_INTERVAL_MS = 50;
+
+/** A pino JSON log line as an object; undefined for any other output (a stack trace, a console.error). */
+function parseLogEntry(line: string): Record<string, unknown> | undefined {
+  if (!line.startsWith('{')) return undefined;
+  try {
+    const entry: unknown = JSON.parse(line);
+    return entry && typeof entry === 'object' ? (entry as Record<string, unknown>) : undefined;
+  } catch (error) {
+    if (error instanceof SyntaxError) return undefined; // output that merely starts with a brace
+    throw error;
+  }
+}
+
+/**
+ * One worker as a separate OS process, as a deployment runs it: spawned with its own environment, its output
+ * kept line by line for assertions and for failure messages, killable with any signal.
+ */
+export class WorkerProcess {
+  /** Every line the process printed, stdout and stderr interleaved as they arrived. */
+  readonly lines: string[] = [];
+  readonly name: string;
+  private readonly child: ChildProcess;
+  private readonly exited: Promise<WorkerExit>;
+  private exit: WorkerExit | undefined;
+  private httpPort: number | undefined;
+
+  private constructor(env: Record<string, string>, options: WorkerProcessOptions) {
+    const script = options.script ?? WORKER_MAIN;
+    if (!existsSync(script)) {
+      throw new WorkerProcessError(`${script} is missing: build it with npx tsc -p tsconfig.build.json`);
+    }
+    // The test runner's NODE_OPTIONS (--experimental-vm-modules) is no business of the worker's.
+    const inherited = { ...process.env };
+    delete inherited.NODE_OPTIONS;
+    this.child = spawn(process.execPath, [script], {
+      env: { ...inherited, HTTP_PORT: '0', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.name = options.name ?? env.WORKER_ID ?? `worker pid ${this.child.pid}`;
+    createInterface({ input: this.child.stdout! }).on('line', (line) => this.onLine(line));
+    createInterface({ input: this.child.stderr! }).on('line', (line) => this.onLine(line));
+    this.exited = new Promise((resolveExit) =>
+      this.child.once('exit', (code, signal) => {
+        this.exit = { code, signal };
+        resolveExit(this.exit);
+      }),
+    );
+  }
+
+  /** Spawns the worker; `env` is merged over this process's environment, HTTP_PORT defaults to 0. */
+  static start(env: Record<string, string>, options: WorkerProcessOptions = {}): WorkerProcess {
+    return new WorkerProcess(env, options);
+  }
+
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
+  /** The HTTP port the worker logged, once it has. */
+  get port(): number | undefined {
+    return this.httpPort;
+  }
+
+  /** How the process ended; undefined while it runs. */
+  get exitStatus(): WorkerExit | undefined {
+    return this.exit;
+  }
+
+  private onLine(line: string): void {
+    this.lines.push(line);
+    if (this.httpPort !== undefined || !line.includes('"http listening"')) return;
+    const entry = parseLogEntry(line);
+    if (entry?.msg === 'http listening' && typeof entry.port === 'number') this.httpPort = entry.port;
+  }
+
+  /** The last `count` output lines, for failure messages. */
+  tail(count = 40): string {
+    return this.lines.slice(-count).join('\n');
+  }
+
+  /** The JSON log lines whose `msg` contains `text`. */
+  logEntries(text: string): Record<string, unknown>[] {
+    return this.lines.flatMap((line) => {
+      const entry = line.includes(text) ? parseLogEntry(line) : undefined;
+      return typeof entry?.msg === 'string' && entry.msg.includes(text) ? [entry] : [];
+    });
+  }
+
+  private failure(what: string): WorkerProcessError {
+    const state = this.exit ? `exited (code ${this.exit.code}, signal ${this.exit.signal})` : 'still running';
+    return new WorkerProcessError(`${this.name} ${what}; it is ${state}. Last output:\n${this.tail()}`);
+  }
+
+  /** Polls GET /ready until it answers 200; fails early, with the output, if the process exits. */
+  async waitUntilReady(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    let last = 'no HTTP port logged yet';
+    while (Date.now() < deadline) {
+      if (this.exit) throw this.failure('exited before it was ready');
+      if (this.httpPort !== undefined) {
+        try {
+          const response = await fetch(`http://127.0.0.1:${this.httpPort}/ready`);
+          const body = await response.text();
+          if (response.status === 200) return;
+          last = `GET /ready: ${response.status} ${body}`;
+        } catch (error) {
+          last = `GET /ready: ${(error as Error).message}`;
+        }
+      }
+      await new Promise((resolveSleep) => setTimeout(resolveSleep, POLL_INTERVAL_MS));
+    }
+    throw this.failure(`was not ready within ${timeoutMs} ms (last: ${last})`);
+  }
+
+  /** GET /metrics: the Prometheus text. */
+  async metrics(): Promise<string> {
+    if (this.httpPort === undefined) throw this.failure('has not logged its HTTP port');
+    const response = await fetch(`http://127.0.0.1:${this.httpPort}/metrics`);
+    if (response.status !== 200) throw this.failure(`answered GET /metrics with ${response.status}`);
+    return response.text();
+  }
+
+  /** Sends `signal`; a process that has already exited is left alone. */
+  kill(signal: NodeJS.Signals): void {
+    if (!this.exit) this.child.kill(signal);
+  }
+
+  /** Asks for a graceful shutdown, as `docker stop` and Kubernetes do. */
+  sigterm(): void {
+    this.kill('SIGTERM');
+  }
+
+  /** Resolves with how the process ended; fails, with the output, if it is still running after `timeoutMs`. */
+  async waitForExit(timeoutMs = 30_000): Promise<WorkerExit> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      return await Promise.race([
+        this.exited,
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(this.failure(`did not exit within ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
