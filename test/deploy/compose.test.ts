@@ -1,0 +1,166 @@
+import { describe, expect, it } from '@jest/globals';
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { parse } from 'yaml';
+import { settingsSchema } from '../../src/config/settings.js';
+
+/** docker-compose.yml, read as data (no Docker engine needed). */
+const ROOT = resolve(import.meta.dirname, '../..');
+// main.ts forces an exit this long after SHUTDOWN_DEADLINE_MS; Docker must not SIGKILL before then.
+const SHUTDOWN_WATCHDOG_MARGIN_S = 2;
+
+interface Service {
+  image?: string;
+  build?: unknown;
+  command?: string[] | string;
+  entrypoint?: string[] | string;
+  environment?: Record<string, string>;
+  ports?: unknown[];
+  expose?: string[];
+  depends_on?: Record<string, { condition: string }> | string[];
+  healthcheck?: { test?: string[]; disable?: boolean };
+  profiles?: string[];
+  stop_grace_period?: string;
+  restart?: string;
+  volumes?: string[];
+}
+
+const compose = parse(readFileSync(resolve(ROOT, 'docker-compose.yml'), 'utf8')) as {
+  services: Record<string, Service>;
+  volumes?: Record<string, unknown>;
+};
+const service = (name: string): Service => {
+  const found = compose.services[name];
+  if (!found) throw new Error(`docker-compose.yml has no service "${name}"`);
+  return found;
+};
+const worker = service('worker');
+
+/** Compose's `${NAME:-default}` / `${NAME}` interpolation, with every variable unset. */
+const interpolateDefaults = (value: string) =>
+  value.replace(/\$\{(\w+)(?::?-([^}]*))?\}/g, (_match, _name: string, fallback?: string) => fallback ?? '');
+
+/** `30s`, `1m30s`, `1500ms` in seconds. */
+function durationSeconds(duration: string): number {
+  const parts = [...duration.matchAll(/(\d+(?:\.\d+)?)(ms|h|m|s)/g)];
+  if (parts.map(([part]) => part).join('') !== duration) throw new Error(`not a duration: ${duration}`);
+  const unit = { h: 3600, m: 60, s: 1, ms: 0.001 } as const;
+  return parts.reduce(
+    (total, [, amount, suffix]) => total + Number(amount) * unit[suffix as keyof typeof unit],
+    0,
+  );
+}
+
+/** The worker's environment as the container sees it when no variable is set on the host. */
+const workerEnvironment = Object.fromEntries(
+  Object.entries(worker.environment ?? {}).map(([key, value]) => [key, interpolateDefaults(value)]),
+);
+
+const joined = (value: string[] | string | undefined) =>
+  Array.isArray(value) ? value.join(' ') : (value ?? '');
+
+describe('docker-compose.yml', () => {
+  it('gives the worker no host port, so `--scale worker=N` starts N replicas', () => {
+    expect(worker.ports).toBeUndefined();
+    expect(worker.expose).toEqual([String(settingsSchema.parse({}).HTTP_PORT)]);
+  });
+
+  it('starts the worker only once the broker and the database are healthy and the migrations succeeded', () => {
+    expect(worker.depends_on).toEqual({
+      rabbitmq: { condition: 'service_healthy' },
+      postgres: { condition: 'service_healthy' },
+      migrate: { condition: 'service_completed_successfully' },
+    });
+  });
+
+  it('gives the broker and the database a health check', () => {
+    expect(joined(service('rabbitmq').healthcheck?.test)).toMatch(/rabbitmq-diagnostics/);
+    expect(joined(service('postgres').healthcheck?.test)).toMatch(/pg_isready/);
+  });
+
+  it('keeps the image HEALTHCHECK on the worker, which the load test waits for', () => {
+    expect(worker.healthcheck?.disable).not.toBe(true);
+    expect(readFileSync(resolve(ROOT, 'Dockerfile'), 'utf8')).toMatch(
+      /^HEALTHCHECK [^\n]*\\\n[^\n]*\/health/m,
+    );
+    expect(service('loadtest').depends_on).toEqual({ worker: { condition: 'service_healthy' } });
+  });
+
+  it('waits longer than the shutdown deadline before killing a draining worker', () => {
+    const deadlineMs = settingsSchema.parse(workerEnvironment).SHUTDOWN_DEADLINE_MS;
+    expect(worker.stop_grace_period).toBeDefined();
+    expect(durationSeconds(worker.stop_grace_period ?? '0s')).toBeGreaterThan(
+      deadlineMs / 1000 + SHUTDOWN_WATCHDOG_MARGIN_S,
+    );
+  });
+
+  it('restarts a worker that exits', () => {
+    expect(worker.restart).toMatch(/^(always|unless-stopped|on-failure)/);
+  });
+
+  it('runs the migrations once, with the worker image, after the database is healthy', () => {
+    const migrate = service('migrate');
+    expect(migrate.image).toBe(worker.image);
+    expect(joined(migrate.command)).toBe('node dist/src/database/migrate.js');
+    expect(migrate.depends_on).toEqual({ postgres: { condition: 'service_healthy' } });
+    expect(migrate.restart).toBe('no');
+  });
+
+  it('offers the load test, with the worker image, under the loadtest profile only', () => {
+    const loadtest = service('loadtest');
+    expect(loadtest.profiles).toEqual(['loadtest']);
+    expect(loadtest.image).toBe(worker.image);
+    expect(joined(loadtest.entrypoint)).toBe('node dist/scripts/loadtest.js');
+  });
+
+  it('starts only the fleet by default: load test and monitoring wait for their profiles', () => {
+    const profiles = Object.fromEntries(
+      Object.entries(compose.services).map(([name, definition]) => [name, definition.profiles ?? []]),
+    );
+    expect(profiles).toEqual({
+      rabbitmq: [],
+      postgres: [],
+      migrate: [],
+      worker: [],
+      loadtest: ['loadtest'],
+      prometheus: ['monitoring'],
+      grafana: ['monitoring'],
+    });
+  });
+
+  it('gives worker, migrations and load test the same broker and database, by service name', () => {
+    const environments = ['worker', 'migrate', 'loadtest'].map((name) => service(name).environment ?? {});
+    for (const environment of environments) expect(environment).toEqual(worker.environment);
+    const urls = settingsSchema.parse(workerEnvironment);
+    expect(new URL(urls.RABBITMQ_URL).hostname).toBe('rabbitmq');
+    expect(new URL(urls.DATABASE_URL).hostname).toBe('postgres');
+    expect(new URL(urls.DATABASE_URL).pathname).toBe(
+      `/${joined(service('postgres').environment?.POSTGRES_DB)}`,
+    );
+  });
+
+  it('sets only settings the worker knows, each with a valid value', () => {
+    const known = Object.keys(settingsSchema.in.shape);
+    const environment = worker.environment ?? {};
+    expect(Object.keys(environment).filter((key) => !known.includes(key))).toEqual([]);
+    const parsed = settingsSchema.safeParse(workerEnvironment);
+    expect(parsed.error?.issues ?? []).toEqual([]);
+  });
+
+  it('mounts only files that exist and declares every named volume', () => {
+    for (const [name, definition] of Object.entries(compose.services)) {
+      for (const volume of definition.volumes ?? []) {
+        const [source = ''] = volume.split(':');
+        if (source.startsWith('.')) {
+          expect({ name, source, exists: existsSync(resolve(ROOT, source)) }).toEqual({
+            name,
+            source,
+            exists: true,
+          });
+        } else {
+          expect(Object.keys(compose.volumes ?? {})).toContain(source);
+        }
+      }
+    }
+  });
+});
