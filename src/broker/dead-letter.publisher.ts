@@ -1,6 +1,7 @@
 import type { ChannelWrapper } from 'amqp-connection-manager';
 import type { Rejection } from '../purchases/purchase.schema.js';
 import type { Delivery } from './delivery.js';
+import { republishedProperties } from './message-properties.js';
 
 /** The dead-letter publish was not confirmed; the message stays on its queue. */
 export class DeadLetterPublishError extends Error {
@@ -27,14 +28,7 @@ export class DeadLetterPublisher {
     const headers = properties.headers ?? {};
     try {
       await this.publisher.publish('', this.deadLetterQueue, content, {
-        persistent: true,
-        contentType: properties.contentType as string | undefined,
-        contentEncoding: properties.contentEncoding as string | undefined,
-        messageId: properties.messageId as string | undefined,
-        correlationId: properties.correlationId as string | undefined,
-        timestamp: properties.timestamp as number | undefined,
-        type: properties.type as string | undefined,
-        appId: properties.appId as string | undefined,
+        ...republishedProperties(properties),
         headers: {
           ...headers,
           'x-rejection-reason': rejection.reason,
@@ -58,8 +52,7 @@ export class DeadLetterPublisher {
   async republishForRetry(delivery: Delivery): Promise<void> {
     const { properties, content } = delivery.message;
     await this.publisher.publish('', this.sourceQueue, content, {
-      ...properties,
-      persistent: true,
+      ...republishedProperties(properties),
       headers: { ...(properties.headers ?? {}), 'x-retry-count': delivery.deliveryCount },
     });
   }

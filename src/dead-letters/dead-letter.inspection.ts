@@ -1,3 +1,4 @@
+import { republishedProperties } from '../broker/message-properties.js';
 import type { Message, MessageProperties, Options } from 'amqplib';
 
 /**
@@ -127,23 +128,7 @@ export function replayHeaders(headers: Headers | undefined, replayedAt: string):
   };
 }
 
-/**
- * The original properties, persistent, with the replay headers. `userId` is left out: the broker refuses a
- * publish whose user-id is not the publishing connection's user, and the operator's user may differ.
- */
+/** The original properties (see `republishedProperties`), persistent, with the replay headers. */
 export function replayProperties(properties: MessageProperties, replayedAt: string): Options.Publish {
-  const original: Options.Publish = {
-    contentType: properties.contentType as string | undefined,
-    contentEncoding: properties.contentEncoding as string | undefined,
-    priority: properties.priority as number | undefined,
-    correlationId: properties.correlationId as string | undefined,
-    replyTo: properties.replyTo as string | undefined,
-    expiration: properties.expiration as string | undefined,
-    messageId: properties.messageId as string | undefined,
-    timestamp: properties.timestamp as number | undefined,
-    type: properties.type as string | undefined,
-    appId: properties.appId as string | undefined,
-  };
-  const present = Object.fromEntries(Object.entries(original).filter(([, value]) => value !== undefined));
-  return { ...present, persistent: true, headers: replayHeaders(properties.headers, replayedAt) };
+  return { ...republishedProperties(properties), headers: replayHeaders(properties.headers, replayedAt) };
 }
