@@ -5,7 +5,7 @@ import amqp, { type AmqpConnectionManager, type ChannelWrapper } from 'amqp-conn
 import type { Channel } from 'amqplib';
 import { isObservable, lastValueFrom } from 'rxjs';
 import type { Settings } from '../config/settings.js';
-import { redactUrl } from '../database/migrate.js';
+import { redactCredentials } from '../observability/log-redaction.js';
 import { backoffDelayMs } from '../database/backoff.js';
 import type { WorkerMetrics } from '../observability/worker-metrics.js';
 import type { Outcome } from '../purchases/outcome.js';
@@ -86,7 +86,7 @@ export class PurchaseTransport extends Server implements CustomTransportStrategy
         clientProperties: { connection_name: `flashsale-worker ${this.settings.WORKER_ID}` },
       },
     });
-    const where = redactUrl(this.settings.RABBITMQ_URL);
+    const where = redactCredentials(this.settings.RABBITMQ_URL);
     this.manager.on('connect', () => this.log.log(`connected to ${where}`));
     this.manager.on('disconnect', ({ err }) =>
       this.log.warn(`disconnected from ${where}: ${err?.message ?? 'closed'}`),

@@ -3,6 +3,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
+import { redactCredentials } from '../observability/log-redaction.js';
 
 /**
  * Applies `prisma/migrations/<stamp>_<name>/migration.sql` in order and records each in Prisma's own
@@ -71,7 +72,8 @@ async function readMigrations(directory: string): Promise<MigrationFile[]> {
 export async function ensureDatabase(databaseUrl: string): Promise<boolean> {
   const target = new URL(databaseUrl);
   const database = decodeURIComponent(target.pathname.slice(1));
-  if (!database) throw new MigrationError(`DATABASE_URL names no database: ${redactUrl(databaseUrl)}`);
+  if (!database)
+    throw new MigrationError(`DATABASE_URL names no database: ${redactCredentials(databaseUrl)}`);
   const maintenance = new URL(databaseUrl);
   maintenance.pathname = '/postgres';
   const client = new pg.Client({ connectionString: maintenance.toString() });
@@ -154,21 +156,10 @@ async function applyOne(client: pg.Client, migration: MigrationFile): Promise<vo
   }
 }
 
-/** Hides the password of a connection URL for logs and error messages. */
-export function redactUrl(url: string): string {
-  try {
-    const parsed = new URL(url);
-    if (parsed.password) parsed.password = '***';
-    return parsed.toString();
-  } catch {
-    return '<unparseable url>';
-  }
-}
-
 async function main(): Promise<void> {
   const databaseUrl = process.env.DATABASE_URL || 'postgresql://postgres@127.0.0.1:5432/flashsale';
   const applied = await applyMigrations(databaseUrl);
-  const where = redactUrl(databaseUrl);
+  const where = redactCredentials(databaseUrl);
   console.log(
     applied.length
       ? `applied ${applied.join(', ')} to ${where}`

@@ -5,7 +5,7 @@ import amqp, {
   type GetMessage,
   type Options,
 } from 'amqplib';
-import { redactUrl } from '../database/migrate.js';
+import { redactCredentials } from '../observability/log-redaction.js';
 import {
   bodyPreview,
   deliveryCountOf,
@@ -114,7 +114,7 @@ export class DeadLetterAdmin {
       });
     } catch (cause) {
       throw new BrokerUnreachableError(
-        `cannot connect to ${redactUrl(rabbitUrl)}: ${(cause as Error).message}`,
+        `cannot connect to ${redactCredentials(rabbitUrl)}: ${(cause as Error).message}`,
         {
           cause,
         },

@@ -1,3 +1,4 @@
+import { redactCredentials } from '../observability/log-redaction.js';
 import { randomUUID } from 'node:crypto';
 import amqp, { type AmqpConnectionManager, type ChannelWrapper } from 'amqp-connection-manager';
 import type { ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
@@ -293,9 +294,5 @@ export class PurchasePublisher {
 }
 
 function redactUrl(url: unknown): string {
-  if (typeof url !== 'string') return '(connection options)';
-  if (!URL.canParse(url)) return '(unparseable url)';
-  const parsed = new URL(url);
-  if (parsed.password) parsed.password = '***';
-  return parsed.toString();
+  return typeof url === 'string' ? redactCredentials(url) : '(connection options)';
 }
