@@ -61,7 +61,8 @@ export function seededRandom(seed: number): () => number {
   };
 }
 
-function seededUuid(random: () => number): string {
+/** A version-4 UUID drawn from `random`: the same generator state gives the same id. */
+export function seededUuid(random: () => number): string {
   const hex = Array.from({ length: 32 }, () => Math.floor(random() * 16).toString(16));
   hex[12] = '4';
   hex[16] = ((Math.floor(random() * 4) & 0x3) | 0x8).toString(16);

@@ -24,6 +24,13 @@ describe('when things fail', () => {
   });
   afterEach(() => world.close());
 
+  /** Every insert now fails with an error that is neither transient nor the data's fault (42P01). */
+  async function publishWithOrdersTableAway(count: number): Promise<void> {
+    await world.sql.query('ALTER TABLE orders RENAME TO orders_away');
+    const saleId = randomUUID();
+    await world.publish(Array.from({ length: count }, () => purchase({ saleId })));
+  }
+
   it('never acks a purchase whose insert failed: it is redelivered and stored once the database accepts it', async () => {
     const worker = await world.startWorker({
       RETRY_BASE_MS: 20,
@@ -31,9 +38,7 @@ describe('when things fail', () => {
       RETRY_MAX_ATTEMPTS: 2,
       MAX_DELIVERIES: 50,
     });
-    await world.sql.query('ALTER TABLE orders RENAME TO orders_away');
-    const saleId = randomUUID();
-    await world.publish(Array.from({ length: 10 }, () => purchase({ saleId })));
+    await publishWithOrdersTableAway(10);
 
     // Each message fails, is handed back to the broker after its back-off, and comes again.
     const retried = () => worker.app.get(WorkerMetrics).retriedCount();
@@ -136,9 +141,7 @@ describe('when things fail', () => {
       RETRY_MAX_ATTEMPTS: 1000,
       SHUTDOWN_DEADLINE_MS: 800,
     });
-    await world.sql.query('ALTER TABLE orders RENAME TO orders_away');
-    const saleId = randomUUID();
-    await world.publish(Array.from({ length: 25 }, () => purchase({ saleId })));
+    await publishWithOrdersTableAway(25);
     await waitFor('25 messages held', () => worker.transport.inFlight === 25);
 
     expect(await worker.stop('SIGTERM')).toBe(1);

@@ -1,11 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import amqp from 'amqplib';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import {
   createTestDatabase,
+  deleteWorkerQueues,
   TEST_RABBITMQ_URL,
   type TestDatabase,
   uniqueName,
@@ -80,11 +80,7 @@ describe('npm run fleet', () => {
         if (existsSync(`/proc/${pid}`)) process.kill(pid, 'SIGKILL');
       }
     }
-    const connection = await amqp.connect(TEST_RABBITMQ_URL);
-    const channel = await connection.createChannel();
-    await channel.deleteQueue(queue);
-    await channel.deleteQueue(`${queue}.dlq`);
-    await connection.close();
+    await deleteWorkerQueues(queue);
     await database.drop();
   });
 

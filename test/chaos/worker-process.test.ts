@@ -1,6 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import amqp from 'amqplib';
-import { createTestDatabase, TEST_RABBITMQ_URL, type TestDatabase, uniqueName } from '../support/harness.js';
+import {
+  createTestDatabase,
+  deleteWorkerQueues,
+  TEST_RABBITMQ_URL,
+  type TestDatabase,
+  uniqueName,
+} from '../support/harness.js';
 import { WorkerProcess } from '../support/worker-process.js';
 
 describe('WorkerProcess', () => {
@@ -28,11 +33,7 @@ describe('WorkerProcess', () => {
   afterAll(async () => {
     for (const worker of started) worker.kill('SIGKILL');
     await Promise.all(started.map((worker) => worker.waitForExit(10_000)));
-    const connection = await amqp.connect(TEST_RABBITMQ_URL);
-    const channel = await connection.createChannel();
-    await channel.deleteQueue(queue);
-    await channel.deleteQueue(`${queue}.dlq`);
-    await connection.close();
+    await deleteWorkerQueues(queue);
     await database.drop();
   });
 

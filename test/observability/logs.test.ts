@@ -1,15 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from '../support/harness.js';
 import { purchase, TestWorld } from '../support/test-worker.js';
+import { type LogEntry, WorkerProcess } from '../support/worker-process.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
-const MAIN = join(ROOT, 'dist/src/main.js');
 // The built files whose behaviour these tests prove; a build older than its source would prove nothing.
 const PROVEN_SOURCES = [
   'src/main.ts',
@@ -19,15 +17,6 @@ const PROVEN_SOURCES = [
 ];
 
 const PASSWORD = 's3cretpw';
-
-interface LogLine {
-  level: string;
-  time: number;
-  worker: string;
-  msg: string;
-  context?: string;
-  [field: string]: unknown;
-}
 
 function assertBuilt(): void {
   for (const source of PROVEN_SOURCES) {
@@ -40,57 +29,27 @@ function assertBuilt(): void {
   }
 }
 
-/** `node dist/src/main.js` with only the given environment; collects its stdout lines and stderr. */
-class WorkerProcess {
-  readonly lines: LogLine[] = [];
-  readonly unparsed: string[] = [];
-  stderr = '';
-  private readonly exited: Promise<number | null>;
+/** The worker with PATH and `env` alone: no password can reach it from the test's own environment. */
+const startWorker = (env: Record<string, string>) => WorkerProcess.start(env, { inheritEnvironment: false });
 
-  private constructor(private readonly child: ChildProcess) {
-    createInterface({ input: child.stdout! }).on('line', (line) => {
-      try {
-        this.lines.push(JSON.parse(line) as LogLine);
-      } catch {
-        this.unparsed.push(line);
-      }
-    });
-    child.stderr!.on('data', (chunk: Buffer) => (this.stderr += chunk.toString('utf8')));
-    this.exited = new Promise((resolve) => child.once('exit', (code) => resolve(code)));
-  }
-
-  static start(env: Record<string, string>): WorkerProcess {
-    const child = spawn(process.execPath, [MAIN], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', HTTP_PORT: '0', SHUTDOWN_DEADLINE_MS: '10000', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    return new WorkerProcess(child);
-  }
-
-  /** Everything the process wrote, stdout and stderr. */
-  get output(): string {
-    return [...this.lines.map((line) => JSON.stringify(line)), ...this.unparsed, this.stderr].join('\n');
-  }
-
-  async port(): Promise<number> {
-    const listening = await this.waitForLine('http listening', (line) => line.msg === 'http listening');
-    return listening.port as number;
-  }
-
-  waitForLine(what: string, matches: (line: LogLine) => boolean, timeoutMs = 15_000): Promise<LogLine> {
-    return waitFor(`a log line: ${what}`, () => this.lines.find(matches), { timeoutMs });
-  }
-
-  /** SIGTERM, as an orchestrator stops a worker; resolves with the exit code. */
-  stop(): Promise<number | null> {
-    if (this.child.exitCode === null) this.child.kill('SIGTERM');
-    return this.exited;
-  }
+/** SIGTERM, as an orchestrator stops a worker; resolves with the exit code. */
+async function stop(worker: WorkerProcess): Promise<number | null> {
+  worker.sigterm();
+  return (await worker.waitForExit()).code;
 }
 
-const fromContexts = (lines: LogLine[], contexts: string[], level: string) =>
-  lines.filter((line) => line.level === level && contexts.includes(line.context ?? ''));
+async function httpPortOf(worker: WorkerProcess): Promise<number | undefined> {
+  await worker.waitForEntry('http listening', (entry) => entry.msg === 'http listening');
+  return worker.port;
+}
+
+const startsWith = (entry: LogEntry, prefix: string) =>
+  typeof entry.msg === 'string' && entry.msg.startsWith(prefix);
+
+const fromContexts = (entries: LogEntry[], contexts: string[], level: string) =>
+  entries.filter(
+    (entry) => entry.level === level && typeof entry.context === 'string' && contexts.includes(entry.context),
+  );
 
 describe("the worker's JSON logs", () => {
   let world: TestWorld;
@@ -112,20 +71,21 @@ describe("the worker's JSON logs", () => {
       LOG_LEVEL: 'info',
       WORKER_ID: 'logs-info',
       BATCH_WAIT_MS: '5',
+      SHUTDOWN_DEADLINE_MS: '10000',
     };
-    worker = WorkerProcess.start(workerEnv);
+    worker = startWorker(workerEnv);
     started.push(worker);
-    await worker.waitForLine('consuming', (line) => line.msg.startsWith(`consuming from ${world.queue}`));
+    await worker.waitForEntry('consuming', (entry) => startsWith(entry, `consuming from ${world.queue}`));
   });
   afterAll(async () => {
-    for (const child of started) await child.stop();
+    for (const child of started) await stop(child);
     await world?.close();
   });
 
   it('writes every stdout line as one JSON object with level, time, worker and message', async () => {
-    expect(await worker.port()).toBeGreaterThan(0);
-    expect(worker.unparsed).toEqual([]);
-    for (const line of worker.lines) {
+    expect(await httpPortOf(worker)).toBeGreaterThan(0);
+    expect(worker.stdoutNotJson).toEqual([]);
+    for (const line of worker.entries) {
       expect(line).toEqual(
         expect.objectContaining({ level: expect.any(String), time: expect.any(Number), worker: 'logs-info' }),
       );
@@ -145,7 +105,7 @@ describe("the worker's JSON logs", () => {
     await world.deadLetters(3);
 
     const rejected = await waitFor('three dead-letter log lines', () => {
-      const lines = fromContexts(worker.lines, ['PurchaseOutcome'], 'warn');
+      const lines = fromContexts(worker.entries, ['PurchaseOutcome'], 'warn');
       return lines.length === 3 ? lines : undefined;
     });
     const byMessageId = new Map(rejected.map((line) => [line.messageId, line]));
@@ -163,11 +123,11 @@ describe("the worker's JSON logs", () => {
   });
 
   it('logs nothing per message at info: 200 clean purchases add at most one summary line', async () => {
-    const before = worker.lines.length;
+    const before = worker.entries.length;
     const startedAt = Date.now();
     await world.publish(Array.from({ length: 200 }, () => purchase({ saleId })));
     await waitFor('200 orders', async () => (await world.orders()) === 200);
-    const during = worker.lines.slice(before);
+    const during = worker.entries.slice(before);
     const elapsedIntervals = Math.ceil((Date.now() - startedAt) / 10_000);
 
     expect(during.filter((line) => line.level === 'info').length).toBeLessThanOrEqual(elapsedIntervals);
@@ -175,8 +135,8 @@ describe("the worker's JSON logs", () => {
   });
 
   it('sums up what was settled at info, one line per interval and a last one at shutdown', async () => {
-    expect(await worker.stop()).toBe(0);
-    const outcomeLines = fromContexts(worker.lines, ['PurchaseOutcome', 'PurchaseBatcher'], 'info');
+    expect(await stop(worker)).toBe(0);
+    const outcomeLines = fromContexts(worker.entries, ['PurchaseOutcome', 'PurchaseBatcher'], 'info');
     expect(outcomeLines.length).toBeGreaterThanOrEqual(1);
     const total = (field: string) => outcomeLines.reduce((sum, line) => sum + Number(line[field] ?? 0), 0);
     for (const line of outcomeLines) expect(line.msg).toMatch(/^settled \d+ messages$/);
@@ -192,10 +152,10 @@ describe("the worker's JSON logs", () => {
   });
 
   it('logs each settled message at debug with its sale, user, message id and delivery tag', async () => {
-    const debugWorker = WorkerProcess.start({ ...workerEnv, LOG_LEVEL: 'debug', WORKER_ID: 'logs-debug' });
+    const debugWorker = startWorker({ ...workerEnv, LOG_LEVEL: 'debug', WORKER_ID: 'logs-debug' });
     started.push(debugWorker);
-    await debugWorker.waitForLine('consuming', (line) =>
-      line.msg.startsWith(`consuming from ${world.queue}`),
+    await debugWorker.waitForEntry('consuming', (entry) =>
+      startsWith(entry, `consuming from ${world.queue}`),
     );
     const sent = Array.from({ length: 5 }, (_, index) => ({
       body: purchase({ saleId }),
@@ -204,7 +164,7 @@ describe("the worker's JSON logs", () => {
     for (const { body, messageId } of sent) await world.publish([body], { messageId });
 
     const confirmedLines = await waitFor('five per-message debug lines', () => {
-      const lines = fromContexts(debugWorker.lines, ['PurchaseOutcome'], 'debug');
+      const lines = fromContexts(debugWorker.entries, ['PurchaseOutcome'], 'debug');
       return lines.length === 5 ? lines : undefined;
     });
     for (const { body, messageId } of sent) {
@@ -217,31 +177,32 @@ describe("the worker's JSON logs", () => {
         }),
       );
     }
-    expect(await debugWorker.stop()).toBe(0);
+    expect(await stop(debugWorker)).toBe(0);
   });
 
   it('never writes a password from RABBITMQ_URL or DATABASE_URL, and shows the redacted URLs instead', async () => {
-    const unreachable = WorkerProcess.start({
+    const unreachable = startWorker({
       ...workerEnv,
       RABBITMQ_URL: `amqp://guest:${PASSWORD}@127.0.0.1:1`,
       DATABASE_URL: `postgresql://postgres:${PASSWORD}@127.0.0.1:1/${world.db.name}`,
       WORKER_ID: 'logs-unreachable',
     });
     started.push(unreachable);
-    await unreachable.waitForLine('the refused broker connection', (line) =>
-      line.msg.startsWith('cannot connect to amqp://guest:***@127.0.0.1:1'),
+    await unreachable.waitForEntry('the refused broker connection', (entry) =>
+      startsWith(entry, 'cannot connect to amqp://guest:***@127.0.0.1:1'),
     );
-    const ready = await fetch(`http://127.0.0.1:${await unreachable.port()}/ready`);
+    const ready = await fetch(`http://127.0.0.1:${await httpPortOf(unreachable)}/ready`);
     const readiness = await ready.text();
     expect(ready.status).toBe(503);
     expect(readiness).toContain('database unreachable');
     expect(readiness).not.toContain(PASSWORD);
-    await unreachable.stop();
+    await stop(unreachable);
 
-    expect(worker.output).toContain('connected to amqp://guest:***@127.0.0.1:5672');
+    const output = (child: WorkerProcess) => child.lines.join('\n');
+    expect(output(worker)).toContain('connected to amqp://guest:***@127.0.0.1:5672');
     for (const child of started) {
-      expect(child.output).not.toContain(PASSWORD);
-      expect(child.output).not.toContain('guest:guest@');
+      expect(output(child)).not.toContain(PASSWORD);
+      expect(output(child)).not.toContain('guest:guest@');
     }
   });
 });

@@ -1,3 +1,4 @@
+import amqp from 'amqplib';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { applyMigrations } from '../../src/database/migrate.js';
@@ -40,6 +41,18 @@ export async function createTestDatabase(
       }
     },
   };
+}
+
+/** Deletes a worker's queue and its dead-letter queue (`<queue>.dlq`, the default) on the shared broker. */
+export async function deleteWorkerQueues(queue: string): Promise<void> {
+  const connection = await amqp.connect(TEST_RABBITMQ_URL);
+  try {
+    const channel = await connection.createChannel();
+    await channel.deleteQueue(queue);
+    await channel.deleteQueue(`${queue}.dlq`);
+  } finally {
+    await connection.close();
+  }
 }
 
 type Truthy<T> = Exclude<T, false | null | undefined | 0 | ''>;

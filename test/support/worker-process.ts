@@ -3,8 +3,12 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 
+const PROJECT_ROOT = resolve(import.meta.dirname, '../..');
 /** The built worker, as `npm start` runs it. */
-export const WORKER_MAIN = resolve(import.meta.dirname, '../../dist/src/main.js');
+export const WORKER_MAIN = resolve(PROJECT_ROOT, 'dist/src/main.js');
+
+/** One pino JSON log line, parsed; its fields are whatever the worker wrote. */
+export type LogEntry = Record<string, unknown>;
 
 export interface WorkerExit {
   code: number | null;
@@ -21,12 +25,28 @@ export interface WorkerProcessOptions {
   script?: string;
   /** Label for messages; default the WORKER_ID in `env`, else the pid. */
   name?: string;
+  /**
+   * Whether the worker inherits this process's environment (default true). Without it, the worker gets PATH
+   * and `env` alone, so a test knows every setting and secret it could print.
+   */
+  inheritEnvironment?: boolean;
 }
 
 const POLL_INTERVAL_MS = 50;
 
+const sleep = (ms: number) => new Promise((resolveSleep) => setTimeout(resolveSleep, ms));
+
+/** The environment a worker starts from, before its own settings go over it. */
+function baseEnvironment(inherit: boolean): NodeJS.ProcessEnv {
+  if (!inherit) return { PATH: process.env.PATH ?? '' };
+  // The test runner's NODE_OPTIONS (--experimental-vm-modules) is no business of the worker's.
+  const inherited = { ...process.env };
+  delete inherited.NODE_OPTIONS;
+  return inherited;
+}
+
 /** A pino JSON log line as an object; undefined for any other output (a stack trace, a console.error). */
-function parseLogEntry(line: string): Record<string, unknown> | undefined {
+function parseLogEntry(line: string): LogEntry | undefined {
   if (!line.startsWith('{')) return undefined;
   try {
     const entry: unknown = JSON.parse(line);
@@ -44,6 +64,10 @@ function parseLogEntry(line: string): Record<string, unknown> | undefined {
 export class WorkerProcess {
   /** Every line the process printed, stdout and stderr interleaved as they arrived. */
   readonly lines: string[] = [];
+  /** Every JSON log line the process printed, parsed, in order. */
+  readonly entries: LogEntry[] = [];
+  /** Lines on stdout that are not a JSON log entry (a worker that logs as it should writes none). */
+  readonly stdoutNotJson: string[] = [];
   readonly name: string;
   private readonly child: ChildProcess;
   private readonly exited: Promise<WorkerExit>;
@@ -55,16 +79,14 @@ export class WorkerProcess {
     if (!existsSync(script)) {
       throw new WorkerProcessError(`${script} is missing: build it with npx tsc -p tsconfig.build.json`);
     }
-    // The test runner's NODE_OPTIONS (--experimental-vm-modules) is no business of the worker's.
-    const inherited = { ...process.env };
-    delete inherited.NODE_OPTIONS;
     this.child = spawn(process.execPath, [script], {
-      env: { ...inherited, HTTP_PORT: '0', ...env },
+      cwd: PROJECT_ROOT,
+      env: { ...baseEnvironment(options.inheritEnvironment ?? true), HTTP_PORT: '0', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.name = options.name ?? env.WORKER_ID ?? `worker pid ${this.child.pid}`;
-    createInterface({ input: this.child.stdout! }).on('line', (line) => this.onLine(line));
-    createInterface({ input: this.child.stderr! }).on('line', (line) => this.onLine(line));
+    createInterface({ input: this.child.stdout! }).on('line', (line) => this.onLine(line, 'stdout'));
+    createInterface({ input: this.child.stderr! }).on('line', (line) => this.onLine(line, 'stderr'));
     this.exited = new Promise((resolveExit) =>
       this.child.once('exit', (code, signal) => {
         this.exit = { code, signal };
@@ -73,7 +95,10 @@ export class WorkerProcess {
     );
   }
 
-  /** Spawns the worker; `env` is merged over this process's environment, HTTP_PORT defaults to 0. */
+  /**
+   * Spawns the worker; `env` goes over this process's environment (or over PATH alone, see
+   * `inheritEnvironment`), HTTP_PORT defaults to 0.
+   */
   static start(env: Record<string, string>, options: WorkerProcessOptions = {}): WorkerProcess {
     return new WorkerProcess(env, options);
   }
@@ -92,11 +117,17 @@ export class WorkerProcess {
     return this.exit;
   }
 
-  private onLine(line: string): void {
+  private onLine(line: string, stream: 'stdout' | 'stderr'): void {
     this.lines.push(line);
-    if (this.httpPort !== undefined || !line.includes('"http listening"')) return;
     const entry = parseLogEntry(line);
-    if (entry?.msg === 'http listening' && typeof entry.port === 'number') this.httpPort = entry.port;
+    if (!entry) {
+      if (stream === 'stdout') this.stdoutNotJson.push(line);
+      return;
+    }
+    this.entries.push(entry);
+    if (this.httpPort === undefined && entry.msg === 'http listening' && typeof entry.port === 'number') {
+      this.httpPort = entry.port;
+    }
   }
 
   /** The last `count` output lines, for failure messages. */
@@ -105,11 +136,23 @@ export class WorkerProcess {
   }
 
   /** The JSON log lines whose `msg` contains `text`. */
-  logEntries(text: string): Record<string, unknown>[] {
-    return this.lines.flatMap((line) => {
-      const entry = line.includes(text) ? parseLogEntry(line) : undefined;
-      return typeof entry?.msg === 'string' && entry.msg.includes(text) ? [entry] : [];
-    });
+  logEntries(text: string): LogEntry[] {
+    return this.entries.filter((entry) => typeof entry.msg === 'string' && entry.msg.includes(text));
+  }
+
+  /** Polls until a JSON log line matches; fails, with the output, if none has after `timeoutMs`. */
+  async waitForEntry(
+    what: string,
+    matches: (entry: LogEntry) => boolean,
+    timeoutMs = 15_000,
+  ): Promise<LogEntry> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const entry = this.entries.find(matches);
+      if (entry) return entry;
+      if (Date.now() >= deadline) throw this.failure(`logged no ${what} within ${timeoutMs} ms`);
+      await sleep(POLL_INTERVAL_MS);
+    }
   }
 
   private failure(what: string): WorkerProcessError {
@@ -133,7 +176,7 @@ export class WorkerProcess {
           last = `GET /ready: ${(error as Error).message}`;
         }
       }
-      await new Promise((resolveSleep) => setTimeout(resolveSleep, POLL_INTERVAL_MS));
+      await sleep(POLL_INTERVAL_MS);
     }
     throw this.failure(`was not ready within ${timeoutMs} ms (last: ${last})`);
   }
