@@ -129,6 +129,7 @@ export async function applyMigrations(databaseUrl: string): Promise<string[]> {
     }
     return applied;
   } finally {
+    // Ending the session releases the lock anyway: a failed unlock (a dead connection) changes nothing.
     await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => undefined);
     await client.end();
   }
