@@ -135,7 +135,8 @@ export class PurchaseBatcher {
   }
 
   private startWrites(): void {
-    while (this.inFlight < this.options.maxBatchesInFlight && this.ready.length > 0) {
+    // `writing` holds one entry per batch; `inFlight` counts the purchases in them.
+    while (this.writing.size < this.options.maxBatchesInFlight && this.ready.length > 0) {
       const batch = this.ready.shift() as Pending[];
       this.inFlight += batch.length;
       this.writing.add(batch);

@@ -1,0 +1,78 @@
+import { describe, expect, it } from '@jest/globals';
+import { Registry } from 'prom-client';
+import { CircuitBreaker } from '../database/circuit-breaker.js';
+import { WorkerMetrics } from '../observability/worker-metrics.js';
+import type { InsertedOrders } from './order.writer.js';
+import { type BatcherOptions, type OrderInserter, PurchaseBatcher } from './purchase-batcher.js';
+import { orderKey, type Purchase } from './purchase.schema.js';
+
+/** Holds every insert open until released, and records how many were open at once. */
+class HeldInserter implements OrderInserter {
+  open = 0;
+  mostOpenAtOnce = 0;
+  private readonly releases: (() => void)[] = [];
+
+  async insert(purchases: readonly Purchase[]): Promise<InsertedOrders> {
+    this.open++;
+    this.mostOpenAtOnce = Math.max(this.mostOpenAtOnce, this.open);
+    await new Promise<void>((resolve) => this.releases.push(resolve));
+    this.open--;
+    return new Map(purchases.map((purchase) => [orderKey(purchase), new Date()]));
+  }
+
+  releaseAll(): void {
+    for (const release of this.releases.splice(0)) release();
+  }
+}
+
+const options: BatcherOptions = {
+  maxBatchSize: 10,
+  maxWaitMs: 1,
+  maxBatchesInFlight: 3,
+  retryBaseMs: 1,
+  retryMaxMs: 1,
+  maxAttempts: 1,
+};
+
+const purchase = (index: number): Purchase => ({
+  saleId: '7f1d2c7e-5b8a-4c1e-9a55-3c2b7d9e0f11',
+  userId: `user-${index}`,
+  timestamp: new Date(0),
+});
+
+/** Polls `condition` every millisecond; false when it still does not hold after `timeoutMs`. */
+async function holdsWithin(condition: () => boolean, timeoutMs = 1000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  return true;
+}
+
+describe('PurchaseBatcher', () => {
+  it('writes up to maxBatchesInFlight batches at once, and no more', async () => {
+    const inserter = new HeldInserter();
+    const breaker = new CircuitBreaker(() => Promise.resolve(), {
+      failureThreshold: 3,
+      baseDelayMs: 1,
+      maxDelayMs: 1,
+    });
+    const batcher = new PurchaseBatcher(inserter, breaker, new WorkerMetrics(new Registry()), options);
+
+    // 50 purchases: five full batches of 10.
+    const outcomes = Array.from({ length: 50 }, (_, index) => batcher.submit(purchase(index)));
+    expect(await holdsWithin(() => inserter.open === 3)).toBe(true);
+    // Two more batches are ready: none of them may start while three are open.
+    expect(await holdsWithin(() => inserter.open > 3, 50)).toBe(false);
+    expect(inserter.mostOpenAtOnce).toBe(3);
+
+    while (inserter.open > 0) {
+      inserter.releaseAll();
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    const settled = await Promise.all(outcomes);
+    expect(settled.filter((outcome) => outcome.kind === 'confirmed')).toHaveLength(50);
+    expect(inserter.mostOpenAtOnce).toBe(3);
+  });
+});
