@@ -57,9 +57,7 @@ export class WorkerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
     });
     this.breaker.on('close', () => {
       this.metrics.circuitState(false);
-      this.transport
-        .resume(CIRCUIT_PAUSE)
-        .catch((error: Error) => this.logger.error(`resuming failed: ${error.message}`));
+      this.transport.resume(CIRCUIT_PAUSE);
     });
     this.metrics.circuitState(false);
     this.depthMonitor.start();

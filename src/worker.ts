@@ -4,6 +4,8 @@ import { Logger } from 'nestjs-pino';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AppModule } from './app.module.js';
+import type { AuditTrail } from './audit/audit-trail.js';
+import { WorkerAuditTrail } from './audit/audit.module.js';
 import { PurchaseTransport } from './broker/purchase.transport.js';
 import type { Settings } from './config/settings.js';
 import { WorkerLifecycle } from './worker.lifecycle.js';
@@ -12,6 +14,7 @@ export interface RunningWorker {
   app: INestApplication;
   port: number;
   transport: PurchaseTransport;
+  audit: AuditTrail;
   /** Graceful shutdown; resolves with the exit code (0: drained in time). */
   stop(signal?: string): Promise<number>;
 }
@@ -33,6 +36,7 @@ export async function startWorker(settings: Settings): Promise<RunningWorker> {
     app,
     port,
     transport,
+    audit: app.get(WorkerAuditTrail),
     stop: (signal) => {
       stopping ??= (async () => {
         const lifecycle = app.get(WorkerLifecycle);

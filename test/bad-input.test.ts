@@ -18,6 +18,21 @@ const SALE_ID = '7f1d2c7e-5b8a-4c1e-9a55-3c2b7d9e0f11';
 const TIMESTAMP = '2026-11-22T10:00:00.000Z';
 const TEXT_PLAIN = { contentType: 'text/plain' };
 const NO_CONTENT_TYPE = { contentType: undefined };
+const EMOJI = '\u{1F600}';
+/** AMQP properties an attacker controls: a NUL in the content type, a message id, a 50 KB header (amqplib encodes at most 64 KB of headers). */
+const NUL_CONTENT_TYPE = { contentType: 'text/plain\u0000; x=\uFFFE' };
+const HOSTILE_PROPERTIES = {
+  messageIdPrefix: 'id\u0000\u202E\u001b[31m-',
+  correlationId: 'corr\u0000',
+  headers: { 'x-note': 'n\u0000\uD800'.repeat(10_000), 'x-nul\u0000key': 'v' },
+};
+
+interface PublishOptions {
+  contentType?: string;
+  messageIdPrefix?: string;
+  correlationId?: string;
+  headers?: Record<string, unknown>;
+}
 
 type Fields = Record<string, unknown>;
 const body = (fields: Fields) =>
@@ -42,7 +57,7 @@ const badUtf8 = Buffer.concat([
 
 // [kind, code, body, what a person reading x-rejection-reason must find in it, publish options]
 // prettier-ignore
-const invalid: [string, RejectionCode, string | Buffer, string, { contentType?: string }?][] = [
+const invalid: [string, RejectionCode, string | Buffer, string, PublishOptions?][] = [
   ['not JSON', 'NOT_JSON', 'buy me a ticket', 'not JSON'],
   ['a JSON array', 'NOT_AN_OBJECT', `[${body({})}]`, 'body is an array, expected a JSON object'],
   ['JSON null', 'NOT_AN_OBJECT', 'null', 'body is null'],
@@ -72,11 +87,17 @@ const invalid: [string, RejectionCode, string | Buffer, string, { contentType?: 
   ['a NUL character in userId', 'INVALID_FIELDS', body({ userId: 'user\u0000-42' }), 'userId must not contain a NUL character'],
   ['a lone surrogate in userId (no UTF-8 form)', 'INVALID_FIELDS', withRaw({ userId: '@' }, '"user-\\udc00"'), 'userId must be valid Unicode'],
   ['a text/plain content type', 'WRONG_CONTENT_TYPE', body({}), 'content type is "text/plain", expected application/json', TEXT_PLAIN],
+  ['a NUL userId', 'INVALID_FIELDS', body({ userId: 'a\u0000b' }), 'userId must not contain a NUL character'],
+  ['a userId of 300 emoji', 'INVALID_FIELDS', body({ userId: EMOJI.repeat(300) }), 'userId must be at most 255 characters'],
+  ['a lone surrogate and NUL in userId', 'INVALID_FIELDS', withRaw({ userId: '@' }, '"\\ud800\\u0000"'), 'userId must not contain a NUL character'],
+  ['a body starting with a NUL', 'NOT_JSON', `\u0000${body({})}`, 'body is not JSON'],
+  ['a NUL in the content type', 'WRONG_CONTENT_TYPE', body({}), 'content type is "text/plain\uFFFD; x=\uFFFE"', NUL_CONTENT_TYPE],
+  ['hostile message id, correlation id and headers', 'INVALID_FIELDS', body({ userId: 'evil\u202E\u001b[2J'.repeat(40) }), 'userId must be at most 255 characters', HOSTILE_PROPERTIES],
 ];
 
 // [kind, userId as stored, body for a given saleId, publish options]; every one is bought at TIMESTAMP
 // prettier-ignore
-const valid: [string, string, (saleId: string) => string, { contentType?: string }?][] = [
+const valid: [string, string, (saleId: string) => string, PublishOptions?][] = [
   ['extra fields', 'extra', (saleId) => body({ saleId, userId: 'extra', quantity: 2, coupon: { code: 'X' } })],
   ['a userId of 255 characters', 'u'.repeat(255), (saleId) => body({ saleId, userId: 'u'.repeat(255) })],
   ['an extra "constructor" key', 'ctor', (saleId) => body({ saleId, userId: 'ctor', constructor: { prototype: { isAdmin: true } } })],
@@ -90,7 +111,36 @@ const valid: [string, string, (saleId: string) => string, { contentType?: string
   ['no content type', 'untyped', (saleId) => body({ saleId, userId: 'untyped' }), NO_CONTENT_TYPE],
   ['an upper-case saleId', 'upper', (saleId) => body({ saleId: saleId.toUpperCase(), userId: 'upper' })],
   ['a timestamp with an offset', 'offset', (saleId) => body({ saleId, userId: 'offset', timestamp: '2026-11-22T12:30:00+02:30' })],
+  ['a userId with line breaks and escapes', 'a\nb\r\u001b[0m', (saleId) => body({ saleId, userId: 'a\nb\r\u001b[0m' })],
+  ['a userId of 255 emoji', EMOJI.repeat(255), (saleId) => body({ saleId, userId: EMOJI.repeat(255) })],
+  ['hostile message properties', 'props', (saleId) => body({ saleId, userId: 'props' }), HOSTILE_PROPERTIES],
 ];
+
+interface AuditRow {
+  event: string;
+  sale_id: string | null;
+  user_id: string | null;
+  details: Record<string, unknown>;
+}
+
+/** Publish options for one message of the corpus: its own message id, after any hostile prefix. */
+function publishOptions(messageId: string, options: PublishOptions = {}) {
+  const { messageIdPrefix, ...rest } = options;
+  return { ...rest, messageId: `${messageIdPrefix ?? ''}${messageId}` };
+}
+
+// What no header, audit detail or log may carry: NUL, other controls, bidi overrides, lone surrogates.
+const UNSAFE = /[\p{Cc}\u202A-\u202E\u2066-\u2069]|\p{Cs}/u;
+
+/** Every key and string value in a JSON value. */
+function stringsOf(value: unknown): string[] {
+  if (typeof value === 'string') return [value];
+  if (Array.isArray(value)) return value.flatMap(stringsOf);
+  if (value !== null && typeof value === 'object') {
+    return Object.entries(value).flatMap(([key, item]) => [key, ...stringsOf(item)]);
+  }
+  return [];
+}
 
 describe('a worker given bad input', () => {
   let world: TestWorld;
@@ -98,12 +148,34 @@ describe('a worker given bad input', () => {
 
   beforeAll(async () => {
     world = await TestWorld.create('bad_input');
-    worker = await world.startWorker({ MAX_MESSAGE_BYTES, BATCH_WAIT_MS: 5, LOG_LEVEL: 'error' });
+    worker = await world.startWorker({
+      MAX_MESSAGE_BYTES,
+      BATCH_WAIT_MS: 5,
+      AUDIT_FLUSH_INTERVAL_MS: 20,
+      LOG_LEVEL: 'error',
+    });
   });
   afterAll(() => world.close());
 
   const ordersOfSale = (saleId: string) =>
     world.count('SELECT count(*) FROM orders WHERE sale_id = $1', [saleId]);
+
+  /** The audit rows whose messageId ends with `messageId` (a hostile prefix is stored made safe). */
+  async function auditRowsOf(messageId: string): Promise<AuditRow[]> {
+    const { rows } = await world.sql.query<AuditRow>(
+      `SELECT event, sale_id::text, user_id, details FROM audit_logs WHERE details->>'messageId' LIKE '%' || $1`,
+      [messageId],
+    );
+    return rows;
+  }
+
+  /** Waits until the message's audit row is written and returns it, after checking it is the only one. */
+  async function auditRowOf(messageId: string): Promise<AuditRow> {
+    await waitFor(`the audit row of ${messageId}`, async () => (await auditRowsOf(messageId)).length > 0);
+    const rows = await auditRowsOf(messageId);
+    expect(rows).toHaveLength(1);
+    return rows[0] as AuditRow;
+  }
 
   /** Waits until the worker holds no message and the purchase queue is empty. */
   async function settled(): Promise<void> {
@@ -126,25 +198,48 @@ describe('a worker given bad input', () => {
       '$kind, as $code with a reason and the body byte for byte',
       async ({ kind, code, body, reason, options }) => {
         const messageId = randomUUID();
+        const published = publishOptions(messageId, options);
         const ordersBefore = await world.orders();
         const content = Buffer.isBuffer(body) ? body : Buffer.from(body);
-        await world.publishRaw([content], { messageId, ...options });
+        await world.publishRaw([content], published);
 
         const deadLetters: GetMessage[] = [];
         await waitFor(`the dead letter of ${kind}`, async () => {
           deadLetters.push(...(await world.drainDeadLetters()));
-          return deadLetters.some((message) => message.properties.messageId === messageId);
+          return deadLetters.some((message) => message.properties.messageId === published.messageId);
         });
         await settled();
         deadLetters.push(...(await world.drainDeadLetters()));
 
-        expect(deadLetters.map((message) => String(message.properties.messageId))).toEqual([messageId]);
+        // The DLQ copy: the body and the properties as received, byte for byte, with a safe reason.
+        expect(deadLetters.map((message) => String(message.properties.messageId))).toEqual([
+          published.messageId,
+        ]);
         const [deadLetter] = deadLetters as [GetMessage];
         expect(deadLetter.content.equals(content)).toBe(true);
-        expect(deadLetter.properties.headers?.['x-rejection-code']).toBe(code);
-        expect(String(deadLetter.properties.headers?.['x-rejection-reason'])).toContain(reason);
-        expect(deadLetter.properties.headers?.['x-original-queue']).toBe(world.queue);
+        expect(deadLetter.properties.contentType).toBe(published.contentType ?? 'application/json');
+        expect(deadLetter.properties.correlationId).toBe(published.correlationId);
+        for (const [key, value] of Object.entries(published.headers ?? {})) {
+          // As sent on the wire: a lone surrogate has no UTF-8 form, the publisher sent U+FFFD for it.
+          const sent = typeof value === 'string' ? Buffer.from(value).toString() : value;
+          expect({ key, same: deadLetter.properties.headers?.[key] === sent }).toEqual({ key, same: true });
+        }
+        const headers = deadLetter.properties.headers ?? {};
+        expect(headers['x-rejection-code']).toBe(code);
+        const headerReason = String(headers['x-rejection-reason']);
+        expect(headerReason).toContain(reason);
+        expect(headerReason).not.toMatch(UNSAFE);
+        expect(headers['x-original-queue']).toBe(world.queue);
         expect(await world.orders()).toBe(ordersBefore);
+
+        // The audit row: one MESSAGE_REJECTED with the same code and reason, every string in it storable.
+        const audit = await auditRowOf(messageId);
+        expect(audit.event).toBe('MESSAGE_REJECTED');
+        expect(audit.sale_id).toBeNull();
+        expect(audit.details.code).toBe(code);
+        expect(audit.details.reason).toBe(headerReason);
+        for (const text of stringsOf(audit.details)) expect(text).not.toMatch(UNSAFE);
+        expect(audit.details.reason).not.toBe('unstorable details');
       },
     );
   });
@@ -155,7 +250,8 @@ describe('a worker given bad input', () => {
       '$kind as one order with the userId byte for byte',
       async ({ kind, userId, bodyFor, options }) => {
         const saleId = randomUUID();
-        await world.publishRaw([bodyFor(saleId)], { messageId: randomUUID(), ...options });
+        const messageId = randomUUID();
+        await world.publishRaw([bodyFor(saleId)], publishOptions(messageId, options));
 
         await waitFor(`the order of ${kind}`, async () => (await ordersOfSale(saleId)) > 0);
         await settled();
@@ -176,16 +272,27 @@ describe('a worker given bad input', () => {
         expect(order.purchased_at.toISOString()).toBe(TIMESTAMP);
         expect(order.status).toBe('CONFIRMED');
         expect(await world.drainDeadLetters()).toHaveLength(0);
+
+        const audit = await auditRowOf(messageId);
+        expect(audit.event).toBe('ORDER_CONFIRMED');
+        expect(audit.sale_id).toBe(saleId);
+        expect(audit.user_id).toBe(userId);
       },
     );
   });
 
   describe('after the whole corpus', () => {
-    it('is still consuming, and stores the next valid purchase', async () => {
+    it('is still consuming, and stores and audits the next valid purchases', async () => {
       expect(worker.transport.state).toBe('consuming');
       const saleId = randomUUID();
-      await world.publishRaw([body({ saleId, userId: 'after-the-storm' })]);
-      await waitFor('the order after the corpus', async () => (await ordersOfSale(saleId)) === 1);
+      const users = ['after-1', 'after-2', 'after-3', 'after-4', 'after-5'];
+      await world.publishRaw(users.map((userId) => body({ saleId, userId })));
+      await waitFor('the orders after the corpus', async () => (await ordersOfSale(saleId)) === 5);
+      await waitFor(
+        'their audit rows',
+        async () => (await world.count('SELECT count(*) FROM audit_logs WHERE sale_id = $1', [saleId])) === 5,
+      );
+      expect(worker.audit.bufferedEvents).toBe(0);
     });
   });
 });

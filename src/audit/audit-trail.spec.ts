@@ -4,18 +4,39 @@ import { WorkerMetrics } from '../observability/worker-metrics.js';
 import type { AuditEvent, AuditSink } from './audit-event.js';
 import { AuditTrail, type AuditTrailOptions } from './audit-trail.js';
 
-/** A sink that records every batch and can be told to fail the next writes. */
+/** What the database says of a row it cannot store (PostgreSQL: 22P05 for a NUL in jsonb). */
+class RowRefused extends Error {
+  readonly code = '22P05';
+}
+
+/**
+ * A sink that records every batch and can be told to fail the next writes; like PostgreSQL, it refuses a
+ * whole batch when any event of it is one of `refusedUserIds` (its reduced form too, if told so).
+ */
 class RecordingSink implements AuditSink {
   readonly batches: AuditEvent[][] = [];
   failuresLeft = 0;
+  readonly refusedUserIds = new Set<string>();
+  refuseReducedForm = false;
+  attempts = 0;
+
   async write(events: readonly AuditEvent[]): Promise<void> {
+    this.attempts++;
     await Promise.resolve();
     if (this.failuresLeft > 0) {
       this.failuresLeft--;
       throw new Error('database away');
     }
+    const refused = events.some(
+      (event) =>
+        event.userId !== null &&
+        this.refusedUserIds.has(event.userId) &&
+        (this.refuseReducedForm || !('userIdHex' in event.details)),
+    );
+    if (refused) throw new RowRefused('unsupported Unicode escape sequence');
     this.batches.push([...events]);
   }
+
   get written(): number {
     return this.batches.reduce((sum, batch) => sum + batch.length, 0);
   }
@@ -26,6 +47,7 @@ const options: AuditTrailOptions = {
   flushIntervalMs: 1000,
   maxBufferedEvents: 250,
   maxRetryDelayMs: 8000,
+  isRefusal: (error) => error instanceof RowRefused,
 };
 
 function event(index: number): AuditEvent {
@@ -122,5 +144,72 @@ describe('AuditTrail', () => {
   it('returns the same promise when closed twice', () => {
     const deadline = Date.now() + 1000;
     expect(trail.close(deadline)).toBe(trail.close(deadline));
+  });
+
+  describe('when the database refuses one event of a batch', () => {
+    it('writes every other event, and the refused one in a reduced form, without retrying the batch', async () => {
+      sink.refusedUserIds.add('user-37');
+      for (let index = 0; index < 100; index++) trail.record(event(index));
+      await jest.advanceTimersByTimeAsync(0);
+
+      const written = sink.batches.flat();
+      expect(written).toHaveLength(100);
+      expect(written.filter((item) => item.userId !== 'user-37')).toHaveLength(99);
+      const reduced = written.find((item) => item.userId === 'user-37');
+      expect(reduced?.details).toEqual({
+        reason: 'unstorable details',
+        refusedWith: '22P05',
+        userIdHex: [...'user-37'].map((c) => c.charCodeAt(0).toString(16).padStart(4, '0')).join(''),
+      });
+      // Bisection: log2(100) levels, not one write per event.
+      expect(sink.attempts).toBeLessThan(20);
+      expect(trail.bufferedEvents).toBe(0);
+      expect(await metricValue(registry, 'flashsale_audit_events_unstorable_total')).toBe(1);
+      expect(await metricValue(registry, 'flashsale_audit_flush_failures_total')).toBe(0);
+      expect(await metricValue(registry, 'flashsale_audit_events_flushed_total')).toBe(100);
+    });
+
+    it('keeps the events behind it flowing on later flushes', async () => {
+      sink.refusedUserIds.add('user-0');
+      trail.record(event(0));
+      await jest.advanceTimersByTimeAsync(1000);
+      for (let index = 1; index <= 5; index++) trail.record(event(index));
+      await jest.advanceTimersByTimeAsync(1000);
+      expect(sink.batches.flat().map((item) => item.userId)).toEqual([
+        'user-0',
+        'user-1',
+        'user-2',
+        'user-3',
+        'user-4',
+        'user-5',
+      ]);
+    });
+
+    it('drops and counts an event whose reduced form is refused too, and writes the rest', async () => {
+      sink.refusedUserIds.add('user-3');
+      sink.refuseReducedForm = true;
+      for (let index = 0; index < 10; index++) trail.record(event(index));
+      await trail.flush();
+      expect(sink.written).toBe(9);
+      expect(trail.dropped).toBe(1);
+      expect(trail.bufferedEvents).toBe(0);
+    });
+
+    it('keeps what is not yet written when the database goes away in the middle of the bisection', async () => {
+      sink.refusedUserIds.add('user-9');
+      const write = sink.write.bind(sink);
+      let calls = 0;
+      sink.write = async (events) => {
+        calls++;
+        if (calls === 3) throw new Error('database away');
+        return write(events);
+      };
+      for (let index = 0; index < 10; index++) trail.record(event(index));
+      await trail.flush();
+      expect(sink.written + trail.bufferedEvents).toBe(10);
+      await jest.advanceTimersByTimeAsync(5000);
+      expect(sink.written).toBe(10);
+      expect(new Set(sink.batches.flat().map((item) => item.userId)).size).toBe(10);
+    });
   });
 });

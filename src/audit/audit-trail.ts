@@ -1,5 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { WorkerMetrics } from '../observability/worker-metrics.js';
+import { codeUnitsHex, safeText } from '../common/safe-text.js';
+import { classifyDatabaseError, databaseErrorCode } from '../database/database-errors.js';
 import type { AuditEvent, AuditSink } from './audit-event.js';
 
 export interface AuditTrailOptions {
@@ -11,6 +13,17 @@ export interface AuditTrailOptions {
   maxBufferedEvents: number;
   /** Longest wait before retrying a failed flush. */
   maxRetryDelayMs: number;
+  /**
+   * Whether a failed write is the database refusing some row of it (bad data: the same rows fail every
+   * time), found by bisecting the chunk. Any other failure (database away, unknown) keeps the events for a
+   * later attempt.
+   */
+  isRefusal?: (error: unknown) => boolean;
+}
+
+/** The write failed for a reason other than its rows: the events not yet written go back to the buffer. */
+class AuditWriteDeferred extends Error {
+  override readonly name = 'AuditWriteDeferred';
 }
 
 // One INSERT carries at most this many rows, so a backlog after an outage drains in bounded statements.
@@ -18,8 +31,11 @@ const MAX_ROWS_PER_INSERT = 1000;
 
 /**
  * The audit trail: `record` only buffers (never awaited by an order), a flush writes one multi-row INSERT
- * when `batchSize` events are buffered or `flushIntervalMs` after the first buffered one. A failed flush
- * keeps its events and retries with back-off; `close` writes what is left.
+ * when `batchSize` events are buffered or `flushIntervalMs` after the first buffered one. A flush that fails
+ * because the database is away keeps its events and retries with back-off. A flush the database refuses
+ * (one row it cannot store fails the whole INSERT) is bisected like the order batches: every other row is
+ * written, and the one refused row is written in a reduced, safe form and counted; it never blocks the rows
+ * behind it. `close` writes what is left.
  */
 export class AuditTrail {
   private readonly logger = new Logger(AuditTrail.name);
@@ -124,15 +140,26 @@ export class AuditTrail {
     while (this.buffer.length > 0) {
       const chunk = this.buffer.splice(0, MAX_ROWS_PER_INSERT);
       this.beingWritten = chunk.length;
+      // Parts of the chunk still to write, in order; a refused part is split in two in place.
+      const parts: AuditEvent[][] = [chunk];
       try {
-        await this.sink.write(chunk);
+        while (parts.length > 0) {
+          const part = parts.shift() as AuditEvent[];
+          try {
+            this.beingWritten -= await this.writeOrIsolate(part, parts);
+          } catch (error) {
+            parts.unshift(part);
+            throw error;
+          }
+        }
       } catch (error) {
-        // Keep the events, oldest first, and retry later: an audit write never blocks an order.
-        this.buffer = chunk.concat(this.buffer);
+        // Keep the events not yet written, oldest first, and retry later: an audit write never blocks an order.
+        const kept = parts.flat();
+        this.buffer = kept.concat(this.buffer);
         this.consecutiveFailures++;
         this.metrics.auditFlushFailed();
         this.logger.warn(
-          `audit flush of ${chunk.length} events failed (attempt ${this.consecutiveFailures}); kept for retry: ${(error as Error).message}`,
+          `audit flush failed (attempt ${this.consecutiveFailures}); ${kept.length} events kept for retry: ${(error as Error).message}`,
         );
         return;
       } finally {
@@ -140,14 +167,86 @@ export class AuditTrail {
         this.metrics.auditBufferSize.set(this.bufferedEvents);
       }
       this.consecutiveFailures = 0;
-      this.metrics.auditWritten(chunk.length);
       // Below a full batch, the rest waits for the interval like any other event.
       if (this.buffer.length < this.options.batchSize && !this.closing) return;
     }
+  }
+
+  /**
+   * Writes `part` and returns how many of its events are done with. When the database refuses it, puts its
+   * two halves at the front of `parts` (none done yet); a single refused event is written in its reduced
+   * form instead. Throws AuditWriteDeferred for any failure that is not a refusal.
+   */
+  private async writeOrIsolate(part: AuditEvent[], parts: AuditEvent[][]): Promise<number> {
+    try {
+      await this.sink.write(part);
+      this.metrics.auditWritten(part.length);
+      return part.length;
+    } catch (error) {
+      if (!this.isRefusal(error)) throw new AuditWriteDeferred((error as Error).message, { cause: error });
+      if (part.length === 1) {
+        await this.writeReduced(part[0] as AuditEvent, error);
+        return 1;
+      }
+      const middle = Math.ceil(part.length / 2);
+      parts.unshift(part.slice(0, middle), part.slice(middle));
+      return 0;
+    }
+  }
+
+  /**
+   * The one event the database refuses: written as its name, the ids made safe (and kept exactly as hex in
+   * the details) and the reason "unstorable details", and counted. If even that is refused it is dropped,
+   * counted and logged: it must not hold back the events behind it.
+   */
+  private async writeReduced(event: AuditEvent, refusal: unknown): Promise<void> {
+    const code = databaseErrorCode(refusal);
+    const reduced: AuditEvent = {
+      event: event.event,
+      saleId: null,
+      userId: event.userId === null ? null : safeText(event.userId, 255),
+      details: {
+        reason: 'unstorable details',
+        ...(code ? { refusedWith: code } : {}),
+        ...(event.saleId === null ? {} : { saleIdHex: codeUnitsHex(event.saleId) }),
+        ...(event.userId === null ? {} : { userIdHex: codeUnitsHex(event.userId) }),
+      },
+      createdAt: event.createdAt,
+    };
+    this.metrics.auditUnstorable();
+    this.logger.error({
+      msg: `audit event ${event.event} refused by the database (${code ?? 'no code'}); writing it without its details`,
+      saleId: reduced.details.saleIdHex === undefined ? undefined : safeText(event.saleId ?? '', 64),
+      userId: reduced.userId,
+      err: refusal,
+    });
+    try {
+      await this.sink.write([reduced]);
+      this.metrics.auditWritten(1);
+    } catch (error) {
+      if (!this.isRefusal(error)) throw new AuditWriteDeferred((error as Error).message, { cause: error });
+      this.droppedEvents++;
+      this.metrics.auditDroppedEvents(1);
+      this.logger.error(
+        `audit event ${event.event} dropped: even its reduced form was refused: ${(error as Error).message}`,
+      );
+    }
+  }
+
+  private isRefusal(error: unknown): boolean {
+    return (this.options.isRefusal ?? isRowRefusal)(error);
   }
 
   private retryDelayMs(): number {
     const exponential = this.options.flushIntervalMs * 2 ** Math.min(this.consecutiveFailures, 16);
     return Math.min(exponential, this.options.maxRetryDelayMs);
   }
+}
+
+/**
+ * The database refuses the data of some row: a data exception or constraint (classes 22 and 23, e.g. a NUL in
+ * jsonb, 22P05) or a value past a limit (class 54, e.g. a jsonb value too large).
+ */
+function isRowRefusal(error: unknown): boolean {
+  return classifyDatabaseError(error) === 'poison' || databaseErrorCode(error)?.startsWith('54') === true;
 }

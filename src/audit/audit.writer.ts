@@ -1,8 +1,13 @@
 import { Injectable } from '@nestjs/common';
+import { storableJson, storableText } from '../common/safe-text.js';
 import { PrismaService } from '../database/prisma.service.js';
 import type { AuditEvent, AuditSink } from './audit-event.js';
 
-/** Writes audit events with one set-based INSERT per batch: a single round trip however many rows. */
+/**
+ * Writes audit events with one set-based INSERT per batch: a single round trip however many rows. Strings are
+ * made storable first (PostgreSQL refuses NUL and lone surrogates in text and jsonb, and one such row would
+ * fail the whole INSERT); AuditTrail isolates any row refused all the same.
+ */
 @Injectable()
 export class AuditWriter implements AuditSink {
   constructor(private readonly prisma: PrismaService) {}
@@ -16,8 +21,8 @@ export class AuditWriter implements AuditSink {
     for (const event of events) {
       names.push(event.event);
       saleIds.push(event.saleId);
-      userIds.push(event.userId);
-      details.push(JSON.stringify(event.details));
+      userIds.push(event.userId === null ? null : storableText(event.userId));
+      details.push(JSON.stringify(storableJson(event.details)));
       createdAt.push(event.createdAt);
     }
     await this.prisma.$executeRaw`

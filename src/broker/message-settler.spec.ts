@@ -5,7 +5,7 @@ import { WorkerMetrics } from '../observability/worker-metrics.js';
 import type { Outcome } from '../purchases/outcome.js';
 import type { MessageFacts, OutcomeReporter } from '../purchases/outcome.reporter.js';
 import type { Rejection } from '../purchases/purchase.schema.js';
-import type { DeadLetterPublisher } from './dead-letter.publisher.js';
+import { type DeadLetterPublisher, UnroutablePublishError } from './dead-letter.publisher.js';
 import { AckCoalescer } from './ack-coalescer.js';
 import type { Delivery, LiveChannel } from './delivery.js';
 import { MessageSettler, type SettlerOptions } from './message-settler.js';
@@ -28,9 +28,11 @@ class FakeChannel {
 class FakeDeadLetters {
   readonly published: { tag: number; rejection: Rejection }[] = [];
   readonly republished: number[] = [];
-  fail = false;
+  attempts = 0;
+  fail: Error | undefined;
   publish(delivery: Delivery, rejection: Rejection): Promise<void> {
-    if (this.fail) return Promise.reject(new Error('not confirmed'));
+    this.attempts++;
+    if (this.fail) return Promise.reject(this.fail);
     this.published.push({ tag: delivery.message.fields.deliveryTag, rejection });
     return Promise.resolve();
   }
@@ -128,12 +130,65 @@ describe('MessageSettler', () => {
     expect(channel.acked).toEqual([1]);
   });
 
-  it('requeues instead of acking when the dead-letter publish is not confirmed', async () => {
-    deadLetters.fail = true;
-    await settler().settle(delivery(), { kind: 'rejected', rejection: { code: 'NOT_JSON', reason: 'x' } });
-    expect(channel.acked).toEqual([]);
-    expect(channel.requeued).toEqual([1]);
-    expect(reported[0]?.kind).toBe('retry');
+  describe('when the dead-letter publish fails', () => {
+    const rejected: Outcome = { kind: 'rejected', rejection: { code: 'NOT_JSON', reason: 'x' } };
+
+    it('requeues instead of acking, after the retry back-off, never at once', async () => {
+      jest.useFakeTimers();
+      deadLetters.fail = new Error('not confirmed');
+      const settled = settler().settle(delivery(), rejected);
+      await jest.advanceTimersByTimeAsync(99);
+      expect(channel.requeued).toEqual([]);
+      await jest.advanceTimersByTimeAsync(1000);
+      await settled;
+      live.acks.flush();
+      expect(channel.acked).toEqual([]);
+      expect(channel.requeued).toEqual([1]);
+      expect(reported[0]?.kind).toBe('retry');
+    });
+
+    it('at the delivery limit, backs off and requeues too: nothing acked, no loop', async () => {
+      jest.useFakeTimers();
+      deadLetters.fail = new Error('not confirmed');
+      const settled = settler().settle(delivery(5), retry);
+      await jest.advanceTimersByTimeAsync(1000);
+      await settled;
+      live.acks.flush();
+      expect(deadLetters.attempts).toBe(1);
+      expect(channel.acked).toEqual([]);
+      expect(channel.requeued).toEqual([1]);
+    });
+
+    it('on a classic queue, backs off and republishes with the delivery count, so the limit still applies', async () => {
+      jest.useFakeTimers();
+      deadLetters.fail = new Error('not confirmed');
+      const settled = settler({ queueType: 'classic' }).settle(delivery(2), rejected);
+      await jest.advanceTimersByTimeAsync(99);
+      expect(deadLetters.republished).toEqual([]);
+      await jest.advanceTimersByTimeAsync(1000);
+      await settled;
+      expect(deadLetters.republished).toEqual([1]);
+    });
+
+    it('tells that the queue is missing when the publish came back unroutable, and when it gets through again', async () => {
+      jest.useFakeTimers();
+      const missing: string[] = [];
+      let deliveredAgain = 0;
+      const subject = settler({
+        onUnroutable: (error) => missing.push(error.queue),
+        onDeadLettered: () => deliveredAgain++,
+      });
+      deadLetters.fail = new UnroutablePublishError('purchase.dlq', 'returned unroutable');
+      const settled = subject.settle(delivery(), rejected);
+      await jest.advanceTimersByTimeAsync(1000);
+      await settled;
+      expect(missing).toEqual(['purchase.dlq']);
+      expect(channel.requeued).toEqual([1]);
+
+      deadLetters.fail = undefined;
+      await subject.settle(delivery(), rejected);
+      expect(deliveredAgain).toBe(1);
+    });
   });
 
   it('requeues a retry only after a back-off, never at once', async () => {

@@ -2,9 +2,10 @@ import { Logger } from '@nestjs/common';
 import type { WorkerMetrics } from '../observability/worker-metrics.js';
 import type { Outcome } from '../purchases/outcome.js';
 import type { OutcomeReporter } from '../purchases/outcome.reporter.js';
-import type { DeadLetterPublisher } from './dead-letter.publisher.js';
+import { type DeadLetterPublisher, UnroutablePublishError } from './dead-letter.publisher.js';
 import type { Delivery } from './delivery.js';
 import { backoffDelayMs } from '../database/backoff.js';
+import { safeProperty } from '../common/safe-text.js';
 
 /** The worker is shutting down past its deadline: leave the message unacked for redelivery. */
 export class ShutdownInterruptedError extends Error {
@@ -16,14 +17,20 @@ export interface SettlerOptions {
   maxDeliveries: number;
   retryBaseMs: number;
   retryMaxMs: number;
+  /** Told when a publish came back unroutable (its queue is missing), and when a dead letter got through. */
+  onUnroutable?: (error: UnroutablePublishError) => void;
+  onDeadLettered?: () => void;
 }
 
 /**
  * The one place that turns an outcome into ack, requeue or dead-letter, then reports it.
  * - confirmed / duplicate: ack (the order is committed).
- * - rejected: publish to the DLQ with confirms, then ack.
- * - retry: requeue (quorum: nack, counted by `x-delivery-limit`; classic: republish with `x-retry-count`);
- *   at the last allowed delivery the message is dead-lettered with the error as its reason instead.
+ * - rejected: publish to the DLQ with confirms, then ack. A dead-letter publish that fails (not confirmed,
+ *   or returned because the DLQ is missing) is never followed by an ack: the message waits out the retry
+ *   back-off and goes back to its queue, where the delivery limit still counts it.
+ * - retry: after a back-off that grows with the delivery count, requeue (quorum: nack, counted by
+ *   `x-delivery-limit`; classic: republish with `x-retry-count`); at the last allowed delivery the message
+ *   is dead-lettered with the error as its reason instead.
  * An ack or nack is only sent on the channel that delivered the message and only while it is open: a
  * delivery tag from a dead channel means nothing to the broker, which redelivers the message anyway.
  */
@@ -42,7 +49,7 @@ export class MessageSettler {
   async settle(delivery: Delivery, outcome: Outcome): Promise<void> {
     const { outcome: settled, sent } = await this.apply(delivery, outcome);
     this.reporter.report(settled, {
-      messageId: delivery.message.properties.messageId as string | undefined,
+      messageId: safeProperty(delivery.message.properties.messageId),
       deliveryTag: delivery.message.fields.deliveryTag,
       deliveryCount: delivery.deliveryCount,
       settled: sent,
@@ -59,10 +66,12 @@ export class MessageSettler {
         try {
           await this.deadLetters.publish(delivery, outcome.rejection);
         } catch (error) {
-          const retry: Outcome = { kind: 'retry', error: error as Error };
+          if (error instanceof UnroutablePublishError) this.options.onUnroutable?.(error);
+          const retry: Extract<Outcome, { kind: 'retry' }> = { kind: 'retry', error: error as Error };
           if (outcome.purchase) retry.purchase = outcome.purchase;
-          return { outcome: retry, sent: this.requeue(delivery) };
+          return this.backOffAndRequeue(delivery, retry);
         }
+        this.options.onDeadLettered?.();
         return { outcome, sent: this.ack(delivery) };
       case 'retry':
         return this.retry(delivery, outcome);
@@ -86,7 +95,14 @@ export class MessageSettler {
       if (outcome.purchase) rejected.purchase = outcome.purchase;
       return this.apply(delivery, rejected);
     }
-    // Never a hot requeue loop: the message waits out a back-off that grows with its delivery count.
+    return this.backOffAndRequeue(delivery, outcome);
+  }
+
+  /** Never a hot requeue loop: the message waits out a back-off that grows with its delivery count. */
+  private async backOffAndRequeue(
+    delivery: Delivery,
+    outcome: Extract<Outcome, { kind: 'retry' }>,
+  ): Promise<{ outcome: Outcome; sent: boolean }> {
     await this.delay(
       backoffDelayMs(delivery.deliveryCount, this.options.retryBaseMs, this.options.retryMaxMs),
     );
@@ -96,12 +112,13 @@ export class MessageSettler {
         await this.deadLetters.republishForRetry(delivery);
         return { outcome, sent: this.ack(delivery) };
       } catch (error) {
+        if (error instanceof UnroutablePublishError) this.options.onUnroutable?.(error);
         this.logger.warn({
           msg: `republishing for retry failed, requeueing instead: ${(error as Error).message}`,
           saleId: outcome.purchase?.saleId,
           userId: outcome.purchase?.userId,
           deliveryTag: delivery.message.fields.deliveryTag,
-          messageId: delivery.message.properties.messageId as string | undefined,
+          messageId: safeProperty(delivery.message.properties.messageId),
         });
       }
     }

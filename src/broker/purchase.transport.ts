@@ -1,49 +1,53 @@
 import { Logger } from '@nestjs/common';
 import { type CustomTransportStrategy, type MessageHandler, Server } from '@nestjs/microservices';
-import type { ConsumeMessage } from 'amqplib';
+import type { Channel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import amqp, { type AmqpConnectionManager, type ChannelWrapper } from 'amqp-connection-manager';
-import type { Channel } from 'amqplib';
 import { isObservable, lastValueFrom } from 'rxjs';
+import { safeProperty } from '../common/safe-text.js';
 import type { Settings } from '../config/settings.js';
 import { redactCredentials } from '../observability/log-redaction.js';
-import { backoffDelayMs } from '../database/backoff.js';
 import type { WorkerMetrics } from '../observability/worker-metrics.js';
 import type { Outcome } from '../purchases/outcome.js';
-import { AckCoalescer } from './ack-coalescer.js';
-import { DeadLetterPublisher } from './dead-letter.publisher.js';
+import type { OutcomeReporter } from '../purchases/outcome.reporter.js';
+import { DeadLetterPublisher, type UnroutablePublishError } from './dead-letter.publisher.js';
 import { deliveryCountOf, type Delivery, type LiveChannel } from './delivery.js';
 import { MessageSettler } from './message-settler.js';
-import type { OutcomeReporter } from '../purchases/outcome.reporter.js';
+import { type ConsumerState, PurchaseConsumer } from './purchase-consumer.js';
 import { purchaseTopology } from './topology.js';
 import { TopologyDeclarer } from './topology.declarer.js';
+
+export type { ConsumerState } from './purchase-consumer.js';
 
 /** The pattern the purchase handler is registered under (`@EventPattern(PURCHASE_PATTERN)`). */
 export const PURCHASE_PATTERN = 'purchase';
 
-export type ConsumerState = 'connecting' | 'consuming' | 'paused' | 'disconnected' | 'closed';
+/** A queue a publish was returned from as unroutable, and since when. */
+export interface MissingQueue {
+  queue: string;
+  since: Date;
+}
 
 /**
  * A NestJS transport strategy on amqp-connection-manager, because the built-in RMQ transport auto-acks by
  * default, wants a `{pattern, data}` envelope and does not drain on close. This one:
- * - declares the topology on every new channel, then sets per-consumer prefetch and consumes (manual ack);
+ * - keeps the broker connection and a confirm channel for dead letters and classic retries;
+ * - runs the consumer (PurchaseConsumer: prefetch, passive queue checks, consume, pause, resume, re-consume);
  * - hands each raw message to the handler of PURCHASE_PATTERN and settles the outcome on the channel that
  *   delivered it (MessageSettler);
- * - re-consumes after a broker-side cancel, pauses and resumes on request (database circuit, shutdown),
- *   and reports its state for /ready.
+ * - reports its state for /ready and /health, and a missing dead-letter queue.
  */
 export class PurchaseTransport extends Server implements CustomTransportStrategy {
   private readonly log = new Logger(PurchaseTransport.name);
   private readonly declarer = new TopologyDeclarer();
   private manager: AmqpConnectionManager | undefined;
-  private consumerChannel: ChannelWrapper | undefined;
   private publisherChannel: ChannelWrapper | undefined;
-  private live: LiveChannel | undefined;
-  private readonly pauseReasons = new Set<string>();
+  private consumer: PurchaseConsumer | undefined;
   private inFlightMessages = 0;
   private drainWaiters: (() => void)[] = [];
   private closing: Promise<void> | undefined;
   private settler: MessageSettler | undefined;
-  private reconsumeAttempt = 0;
+  private redeclaring: Promise<void> | undefined;
+  private missingQueue: MissingQueue | undefined;
   // Resolved once: Nest's lookup normalises the pattern (a JSON.parse that throws) on every call.
   private purchaseHandler: MessageHandler | undefined;
 
@@ -56,14 +60,26 @@ export class PurchaseTransport extends Server implements CustomTransportStrategy
   }
 
   get state(): ConsumerState {
-    if (this.closing) return 'closed';
-    if (!this.live?.open) return this.manager?.isConnected() ? 'connecting' : 'disconnected';
-    if (this.live.consumerTag) return 'consuming';
-    return this.pauseReasons.size > 0 ? 'paused' : 'connecting';
+    return this.consumer?.state ?? 'disconnected';
   }
 
   get pausedFor(): string[] {
-    return [...this.pauseReasons];
+    return this.consumer?.pausedFor ?? [];
+  }
+
+  /** Why the worker cannot consume, in the broker's words (e.g. ACCESS_REFUSED), while it cannot. */
+  get consumerProblem(): string | undefined {
+    return this.consumer?.problem;
+  }
+
+  /** How long the worker has failed to consume though it wanted to, in ms (0 while consuming or paused). */
+  get failingToConsumeForMs(): number {
+    return this.consumer?.failingForMs ?? 0;
+  }
+
+  /** The dead-letter queue (or, for classic retries, the purchase queue) a publish found missing. */
+  get missingQueueSince(): MissingQueue | undefined {
+    return this.missingQueue;
   }
 
   get inFlight(): number {
@@ -79,25 +95,22 @@ export class PurchaseTransport extends Server implements CustomTransportStrategy
   }
 
   listen(callback: (...optionalParams: unknown[]) => unknown): void {
-    this.manager = amqp.connect([this.settings.RABBITMQ_URL], {
+    const manager = amqp.connect([this.settings.RABBITMQ_URL], {
       heartbeatIntervalInSeconds: 5,
       reconnectTimeInSeconds: 1,
       connectionOptions: {
         clientProperties: { connection_name: `flashsale-worker ${this.settings.WORKER_ID}` },
       },
     });
+    this.manager = manager;
     const where = redactCredentials(this.settings.RABBITMQ_URL);
-    this.manager.on('connect', () => this.log.log(`connected to ${where}`));
-    this.manager.on('disconnect', ({ err }) =>
-      this.log.warn(`disconnected from ${where}: ${err?.message ?? 'closed'}`),
-    );
-    this.manager.on('connectFailed', ({ err }) =>
-      this.log.warn(`cannot connect to ${where}: ${err.message}`),
-    );
-    this.publisherChannel = this.manager.createChannel({
+    this.publisherChannel = manager.createChannel({
       name: 'publisher',
       confirm: true,
       publishTimeout: 10_000,
+      setup: (channel: ConfirmChannel) => {
+        channel.on('return', (message) => deadLetters.onReturned(message));
+      },
     });
     const deadLetters = new DeadLetterPublisher(
       this.publisherChannel,
@@ -110,15 +123,35 @@ export class PurchaseTransport extends Server implements CustomTransportStrategy
       maxDeliveries: this.settings.MAX_DELIVERIES,
       retryBaseMs: this.settings.RETRY_BASE_MS,
       retryMaxMs: this.settings.RETRY_MAX_MS,
+      onUnroutable: (error) => this.onUnroutable(error),
+      onDeadLettered: () => this.onDeadLettered(),
     });
-    this.consumerChannel = this.manager.createChannel({
-      name: 'consumer',
-      confirm: false,
-      setup: (channel: Channel) => this.setUpConsumer(channel),
-    });
-    this.consumerChannel.on('error', (error: Error) =>
-      this.log.error(`consumer channel error: ${error.message}`),
+    this.consumer = new PurchaseConsumer(
+      {
+        openChannel: () => this.openChannel(),
+        prepare: () => this.declareTopology(),
+        onDelivery: (live, message) => this.onDelivery(live, message),
+        onPausedChange: (paused) => this.metrics.consumerState(paused),
+        onAckFrame: () => this.metrics.ackFrameSent(),
+        onAcksLost: (count) => this.metrics.settled('failed', count),
+      },
+      {
+        queue: this.settings.PURCHASE_QUEUE,
+        prefetch: this.settings.PREFETCH,
+        retryBaseMs: this.settings.RETRY_BASE_MS,
+        retryMaxMs: this.settings.RETRY_MAX_MS,
+      },
     );
+    const consumer = this.consumer;
+    manager.on('connect', () => {
+      this.log.log(`connected to ${where}`);
+      consumer.onConnected();
+    });
+    manager.on('disconnect', ({ err }) => {
+      this.log.warn(`disconnected from ${where}: ${err?.message ?? 'closed'}`);
+      consumer.onDisconnected();
+    });
+    manager.on('connectFailed', ({ err }) => this.log.warn(`cannot connect to ${where}: ${err.message}`));
     this.publisherChannel.on('error', (error: Error) =>
       this.log.error(`publisher channel error: ${error.message}`),
     );
@@ -126,32 +159,18 @@ export class PurchaseTransport extends Server implements CustomTransportStrategy
     callback();
   }
 
-  /** Resolves once a consumer is registered (tests and start-up logs). */
-  async waitUntilConsuming(): Promise<void> {
-    await this.consumerChannel?.waitForConnect();
-  }
-
   /** Shutdown: messages waiting out a retry back-off stay unacked and return to the queue on close. */
   interruptRetryDelays(): void {
     this.settler?.interruptDelays();
   }
 
+  /** Stops consuming for `reason` until `resume(reason)`; resolves once the consumer is cancelled. */
   async pause(reason: string): Promise<void> {
-    this.pauseReasons.add(reason);
-    this.metrics.consumerState(true);
-    const live = this.live;
-    const tag = live?.consumerTag;
-    if (!live?.open || !tag) return;
-    live.consumerTag = undefined;
-    this.log.warn(`paused consuming from ${this.settings.PURCHASE_QUEUE}: ${reason}`);
-    await live.channel.cancel(tag);
+    await this.consumer?.pause(reason);
   }
 
-  async resume(reason: string): Promise<void> {
-    this.pauseReasons.delete(reason);
-    if (this.pauseReasons.size > 0 || this.closing || !this.live?.open || this.live.consumerTag) return;
-    this.log.log(`resuming consumption from ${this.settings.PURCHASE_QUEUE} (${reason} cleared)`);
-    await this.consume(this.live);
+  resume(reason: string): void {
+    this.consumer?.resume(reason);
   }
 
   /** Resolves when every received message is settled. */
@@ -160,12 +179,15 @@ export class PurchaseTransport extends Server implements CustomTransportStrategy
     await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
   }
 
-  /** Closes channels and connection; unacked messages return to the queue. Idempotent. */
+  /**
+   * Stops consuming, sends the acks still coalescing, closes channels and connection; unacked messages
+   * return to the queue. Idempotent.
+   */
   close(): Promise<void> {
     this.closing ??= (async () => {
       this.log.log('closing broker connection');
       for (const [what, step] of [
-        ['consumer channel', () => this.consumerChannel?.close()],
+        ['consumer', () => this.consumer?.close()],
         ['publisher channel', () => this.publisherChannel?.close()],
         ['connection', () => this.manager?.close()],
       ] as const) {
@@ -189,67 +211,37 @@ export class PurchaseTransport extends Server implements CustomTransportStrategy
     return this.manager as T;
   }
 
-  private async setUpConsumer(channel: Channel): Promise<void> {
-    const live: LiveChannel = {
-      channel,
-      open: true,
-      consumerTag: undefined,
-      acks: new AckCoalescer(
-        channel,
-        (count, error) => {
-          live.open = false;
-          this.metrics.settled('failed', count);
-          this.log.warn(
-            `${count} acks not sent, the channel closed (${error.message}); the broker redelivers them`,
-          );
-        },
-        () => this.metrics.ackFrameSent(),
-      ),
-    };
-    channel.once('close', () => {
-      live.open = false;
-      live.consumerTag = undefined;
-      this.metrics.consumerState(true);
-    });
-    this.live = live;
-    await this.declarer.apply(this.manager as AmqpConnectionManager, purchaseTopology(this.settings));
-    await channel.prefetch(this.settings.PREFETCH, false);
-    if (this.pauseReasons.size === 0) await this.consume(live);
-    else this.log.warn(`connected but not consuming: paused for ${this.pausedFor.join(', ')}`);
+  private async openChannel(): Promise<Channel> {
+    const connection = this.manager?.connection;
+    if (!connection) throw new Error('not connected to the broker');
+    return connection.createChannel();
   }
 
-  private async consume(live: LiveChannel): Promise<void> {
-    const { consumerTag } = await live.channel.consume(
-      this.settings.PURCHASE_QUEUE,
-      (message) => (message ? this.onDelivery(live, message) : this.onCancelledByBroker(live)),
-      { noAck: false },
-    );
-    live.consumerTag = consumerTag;
-    this.reconsumeAttempt = 0;
-    this.metrics.consumerState(false);
-    this.log.log(
-      `consuming from ${this.settings.PURCHASE_QUEUE} (prefetch ${this.settings.PREFETCH}, dead letters to ${this.settings.DEAD_LETTER_QUEUE})`,
-    );
+  private async declareTopology(): Promise<void> {
+    await this.declarer.apply(this.manager ?? { connection: undefined }, purchaseTopology(this.settings));
   }
 
-  /** The broker cancelled our consumer (queue deleted, node down): consume again once the queue is back. */
-  private onCancelledByBroker(live: LiveChannel): void {
-    live.consumerTag = undefined;
-    this.metrics.consumerState(true);
-    const delayMs = backoffDelayMs(++this.reconsumeAttempt, 500, this.settings.RETRY_MAX_MS);
-    this.log.warn(
-      `broker cancelled the consumer of ${this.settings.PURCHASE_QUEUE}; consuming again in ${delayMs} ms`,
-    );
-    setTimeout(() => {
-      if (!live.open || live.consumerTag || this.closing || this.pauseReasons.size > 0) return;
-      this.declarer
-        .apply(this.manager as AmqpConnectionManager, purchaseTopology(this.settings))
-        .then(() => this.consume(live))
-        .catch((error: Error) => {
-          this.log.error(`consuming again after a cancel failed: ${error.message}`);
-          this.onCancelledByBroker(live);
-        });
-    }, delayMs).unref();
+  /** A publish came back unroutable: say so, and declare the missing queue again (once at a time). */
+  private onUnroutable(error: UnroutablePublishError): void {
+    this.metrics.publishReturned(error.queue);
+    this.metrics.queueMissingState(error.queue, true);
+    if (!this.missingQueue) {
+      this.missingQueue = { queue: error.queue, since: new Date() };
+      this.log.error(
+        `queue ${error.queue} is missing: publishes to it are returned unroutable; messages stay on ` +
+          `${this.settings.PURCHASE_QUEUE} and are retried after a back-off while the topology is declared again`,
+      );
+    }
+    this.redeclaring ??= this.declareTopology()
+      .catch((cause: Error) => this.log.error(`declaring the topology again failed: ${cause.message}`))
+      .finally(() => (this.redeclaring = undefined));
+  }
+
+  private onDeadLettered(): void {
+    if (!this.missingQueue) return;
+    this.log.log(`queue ${this.missingQueue.queue} takes publishes again`);
+    this.metrics.queueMissingState(this.missingQueue.queue, false);
+    this.missingQueue = undefined;
   }
 
   private onDelivery(live: LiveChannel, message: ConsumeMessage): void {
@@ -266,7 +258,7 @@ export class PurchaseTransport extends Server implements CustomTransportStrategy
       this.log.error({
         msg: `settling a delivery failed: ${(error as Error).message}`,
         deliveryTag: delivery.message.fields.deliveryTag,
-        messageId: delivery.message.properties.messageId as string | undefined,
+        messageId: safeProperty(delivery.message.properties.messageId),
         err: error,
       });
     } finally {

@@ -8,8 +8,6 @@ export interface QueueFound {
   created: boolean;
   messageCount: number;
   consumerCount: number;
-  /** Set when the existing queue's arguments differ from ours: the broker's own words. */
-  differsFromDeclaration?: string;
 }
 
 interface ChannelOwner {
@@ -17,10 +15,10 @@ interface ChannelOwner {
 }
 
 /**
- * Applies the topology idempotently: each queue is checked first (passive declare) and declared only when
- * missing, so a queue that another system declared with other arguments (the flash-sale API's classic
- * `purchase_queue`) is used as it is instead of failing with PRECONDITION_FAILED. A probe on a scratch
- * channel tells whether the existing queue's arguments match ours, and the difference is logged.
+ * Applies the topology idempotently: each queue is checked passively first and declared only when missing.
+ * An existing queue is used as it was declared, whatever its arguments (the flash-sale API's classic
+ * `purchase_queue`), and is never declared again: declaring an existing queue needs the configure
+ * permission, which a consumer of queues declared by someone else usually lacks (read and write only).
  * Checks run on scratch channels because a failed check closes the channel it ran on.
  */
 export class TopologyDeclarer {
@@ -39,46 +37,29 @@ export class TopologyDeclarer {
         throw error;
       },
     );
-    if (!existing) {
-      const declared = await this.withScratchChannel(owner, (channel) =>
-        channel.assertQueue(queue.name, queue.options),
-      );
+    if (existing) {
       this.logger.log(
-        `declared ${queue.role} queue ${queue.name} ${JSON.stringify(queue.options.arguments ?? {})}`,
+        `using existing ${queue.role} queue ${queue.name} as it was declared ` +
+          `(${existing.messageCount} messages, ${existing.consumerCount} consumers)`,
       );
       return {
         name: queue.name,
-        created: true,
-        messageCount: declared.messageCount,
-        consumerCount: declared.consumerCount,
+        created: false,
+        messageCount: existing.messageCount,
+        consumerCount: existing.consumerCount,
       };
     }
-    const difference = await this.withScratchChannel(owner, (channel) =>
+    const declared = await this.withScratchChannel(owner, (channel) =>
       channel.assertQueue(queue.name, queue.options),
-    ).then(
-      () => undefined,
-      (error: { code?: number; message?: string }) => {
-        if (error.code === 406) return error.message ?? 'arguments differ';
-        throw error;
-      },
     );
-    const summary = `${existing.messageCount} messages, ${existing.consumerCount} consumers`;
-    if (difference) {
-      this.logger.warn(
-        `using existing ${queue.role} queue ${queue.name} as it was declared (${summary}); its arguments differ from ` +
-          `ours ${JSON.stringify(queue.options.arguments ?? {})}: ${difference}`,
-      );
-    } else {
-      this.logger.log(
-        `using existing ${queue.role} queue ${queue.name} (${summary}), arguments ${JSON.stringify(queue.options.arguments ?? {})}`,
-      );
-    }
+    this.logger.log(
+      `declared ${queue.role} queue ${queue.name} ${JSON.stringify(queue.options.arguments ?? {})}`,
+    );
     return {
       name: queue.name,
-      created: false,
-      messageCount: existing.messageCount,
-      consumerCount: existing.consumerCount,
-      ...(difference ? { differsFromDeclaration: difference } : {}),
+      created: true,
+      messageCount: declared.messageCount,
+      consumerCount: declared.consumerCount,
     };
   }
 

@@ -47,6 +47,17 @@ export const settingsSchema = z
     DB_POOL_SIZE: int(1, 100).default(4),
     /** Longest wait for a pooled connection or a new one, in milliseconds. */
     DB_CONNECT_TIMEOUT_MS: int(100, 120_000).default(5000),
+    /**
+     * Longest a statement may run, or a transaction stay idle, before the database cancels it
+     * (`statement_timeout`, `idle_in_transaction_session_timeout`), in milliseconds: an INSERT blocked on a
+     * lock fails and is retried instead of hanging.
+     */
+    DB_STATEMENT_TIMEOUT_MS: int(100, 3_600_000).default(15_000),
+    /**
+     * Longest the worker waits for any answer to a query, in milliseconds (client side: a half-open socket
+     * after a failover never answers). Keep it above DB_STATEMENT_TIMEOUT_MS.
+     */
+    DB_QUERY_TIMEOUT_MS: int(100, 3_600_000).default(20_000),
     /** Deliveries of one message before the broker dead-letters it (quorum `x-delivery-limit`). */
     MAX_DELIVERIES: int(1, 1000).default(10),
     /** Largest message body accepted, in bytes; a larger one is poison. */
@@ -63,10 +74,15 @@ export const settingsSchema = z
     AUDIT_BATCH_SIZE: int(1, 10_000).default(100),
     /** Longest an audit event waits in the buffer, in milliseconds. */
     AUDIT_FLUSH_INTERVAL_MS: int(10, 600_000).default(1000),
-    /** Most audit events held in memory; past it the oldest are dropped and counted. */
+    /** Most audit events held in memory; past it new events are dropped and counted. */
     AUDIT_BUFFER_MAX: int(100, 10_000_000).default(100_000),
     /** Time allowed for a graceful shutdown, in milliseconds (below the 30 s of compose and Kubernetes). */
     SHUTDOWN_DEADLINE_MS: int(100, 600_000).default(25_000),
+    /**
+     * How long the worker may fail to consume (broker unreachable, queue missing, permission refused; not
+     * while paused on purpose) before /health reports it unhealthy so that it is restarted, in milliseconds.
+     */
+    NOT_CONSUMING_UNHEALTHY_MS: int(1000, 86_400_000).default(300_000),
     /** Interval of the passive queue-depth checks behind the depth gauges, in milliseconds. */
     QUEUE_DEPTH_POLL_MS: int(100, 600_000).default(5000),
     /** Log level: fatal, error, warn, info, debug or trace. */

@@ -42,6 +42,8 @@ describe('classifyDatabaseError', () => {
     ['raw ECONNREFUSED', codeError('ECONNREFUSED'), 'transient'],
     ['pg pool connect timeout (no code)', new Error('timeout exceeded when trying to connect'), 'transient'],
     ['pg socket ended (no code)', new Error('Connection terminated unexpectedly'), 'transient'],
+    ['pg client-side query timeout (no code)', new Error('Query read timeout'), 'transient'],
+    ['statement timeout 57014', prismaRawError({ kind: 'postgres', code: '57014' }), 'transient'],
     ['wrapped transient cause', new Error('insert failed', { cause: codeError('ECONNRESET') }), 'transient'],
     ['invalid uuid text', prismaRawError({ originalCode: '22P02', kind: 'InvalidInputValue' }), 'poison'],
     [

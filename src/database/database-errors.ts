@@ -68,6 +68,8 @@ const CODELESS_CONNECTION_LOSS = [
   'timeout exceeded when trying to connect',
   'Client has encountered a connection error',
   'Connection ended unexpectedly',
+  // the client-side query_timeout: no answer in time (a half-open socket, a hung server)
+  'Query read timeout',
 ];
 
 interface ErrorLike {

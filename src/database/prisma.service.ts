@@ -6,7 +6,10 @@ import { PrismaClient } from '../generated/prisma/client.js';
 
 /**
  * The one Prisma client of a worker, on a `pg` pool whose size and connect timeout are set explicitly
- * (pg's defaults are 10 connections and waiting forever: PITFALLS 10). Closed by WorkerLifecycle only.
+ * (pg's defaults are 10 connections and waiting forever). No query may hang: the server cancels a statement
+ * past `statement_timeout` (a lock held by a migration), the client gives up past `query_timeout` (a
+ * half-open socket after a failover), and TCP keep-alive finds dead peers; each such failure is transient
+ * (retried, counted by the circuit breaker), never acked. Closed by WorkerLifecycle only.
  */
 @Injectable()
 export class PrismaService extends PrismaClient {
@@ -17,6 +20,11 @@ export class PrismaService extends PrismaClient {
         max: settings.DB_POOL_SIZE,
         connectionTimeoutMillis: settings.DB_CONNECT_TIMEOUT_MS,
         idleTimeoutMillis: 30_000,
+        statement_timeout: settings.DB_STATEMENT_TIMEOUT_MS,
+        idle_in_transaction_session_timeout: settings.DB_STATEMENT_TIMEOUT_MS,
+        query_timeout: settings.DB_QUERY_TIMEOUT_MS,
+        keepAlive: true,
+        keepAliveInitialDelayMillis: 10_000,
         application_name: `flashsale-worker:${settings.WORKER_ID}`.slice(0, 63),
       }),
     });

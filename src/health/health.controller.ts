@@ -1,13 +1,19 @@
-import { Controller, Get } from '@nestjs/common';
+import { Controller, Get, Inject } from '@nestjs/common';
 import { HealthCheck, HealthCheckService, HealthIndicatorService } from '@nestjs/terminus';
 import { PurchaseTransport } from '../broker/purchase.transport.js';
+import { SETTINGS } from '../config/config.module.js';
+import type { Settings } from '../config/settings.js';
 import { DatabaseCircuitBreaker } from '../database/database.module.js';
 import { PrismaService } from '../database/prisma.service.js';
 import { redactCredentials } from '../observability/log-redaction.js';
 
 const DATABASE_PING_TIMEOUT_MS = 1000;
 
-/** Liveness (`/health`) and readiness (`/ready`: consuming from RabbitMQ and the database reachable). */
+/**
+ * Liveness (`/health`: the event loop turns, and the worker has not failed to consume for longer than
+ * NOT_CONSUMING_UNHEALTHY_MS) and readiness (`/ready`: consuming from RabbitMQ, its dead-letter queue takes
+ * publishes, and the database is reachable), each with the reason when down.
+ */
 @Controller()
 export class HealthController {
   private pinging: Promise<void> | undefined;
@@ -18,13 +24,23 @@ export class HealthController {
     private readonly transport: PurchaseTransport,
     private readonly breaker: DatabaseCircuitBreaker,
     private readonly prisma: PrismaService,
+    @Inject(SETTINGS) private readonly settings: Settings,
   ) {}
 
-  /** The process is alive and its event loop turns. */
+  /** The process is alive, its event loop turns, and it is not stuck unable to consume. */
   @Get('health')
   @HealthCheck()
   liveness() {
-    return this.health.check([]);
+    return this.health.check([() => this.consuming()]);
+  }
+
+  private consuming() {
+    const session = this.indicators.check('consumer');
+    const failingForMs = this.transport.failingToConsumeForMs;
+    if (failingForMs <= this.settings.NOT_CONSUMING_UNHEALTHY_MS) return session.up();
+    return session.down({
+      reason: `not consuming for ${Math.round(failingForMs / 1000)} s: ${this.transport.consumerProblem ?? this.transport.state}`,
+    });
   }
 
   @Get('ready')
@@ -36,10 +52,19 @@ export class HealthController {
   private consumer() {
     const session = this.indicators.check('rabbitmq');
     const state = this.transport.state;
+    const problem = this.transport.consumerProblem;
+    const missing = this.transport.missingQueueSince;
     const details = { state, inFlight: this.transport.inFlight, pausedFor: this.transport.pausedFor };
-    return state === 'consuming'
-      ? session.up(details)
-      : session.down({ ...details, reason: `consumer is ${state}` });
+    if (state !== 'consuming') {
+      return session.down({ ...details, reason: `consumer is ${state}${problem ? `: ${problem}` : ''}` });
+    }
+    if (missing) {
+      return session.down({
+        ...details,
+        reason: `queue ${missing.queue} is missing since ${missing.since.toISOString()}: publishes to it are returned unroutable`,
+      });
+    }
+    return session.up(details);
   }
 
   private async database() {

@@ -1,3 +1,5 @@
+import { safeLogText } from '../common/safe-text.js';
+
 // The userinfo of any URL-looking text (amqp://, postgresql://, http://…): everything between `scheme://` and
 // the last @ before the path, as WHATWG URL parsers read it, so a user name like `admin@server` (Azure) or an
 // unencoded @ in a password is still caught. Quotes and whitespace end it: URLs sit inside messages and JSON.
@@ -18,7 +20,8 @@ export function redactCredentials(text: string): string {
 }
 
 /**
- * A copy of a log argument with every string redacted: objects, arrays, errors (message, stack, cause,
+ * A copy of a log argument with every string redacted and made safe to show (NUL, escape sequences, bidi
+ * overrides and lone surrogates replaced: a userId can hold any of them): objects, arrays, errors (message, stack, cause,
  * aggregated errors and context fields, class kept), URLs and anything with `toJSON`. The argument itself
  * is not changed.
  */
@@ -27,7 +30,7 @@ export function redactValue(value: unknown): unknown {
 }
 
 function redact(value: unknown, depth: number, ancestors: WeakSet<object>): unknown {
-  if (typeof value === 'string') return redactCredentials(value);
+  if (typeof value === 'string') return safeLogText(redactCredentials(value));
   if (value === null || typeof value !== 'object') return value;
   if (ancestors.has(value)) return CIRCULAR;
   if (depth >= MAX_DEPTH) return TOO_DEEP;
@@ -39,7 +42,7 @@ function redact(value: unknown, depth: number, ancestors: WeakSet<object>): unkn
     // What the log line would hold anyway (a Date's ISO string, a URL's href), redacted.
     if (typeof toJSON === 'function') return redact(toJSON.call(value), depth + 1, ancestors);
     return Object.fromEntries(
-      Object.entries(value).map(([key, item]) => [key, redact(item, depth + 1, ancestors)]),
+      Object.entries(value).map(([key, item]) => [safeLogText(key), redact(item, depth + 1, ancestors)]),
     );
   } finally {
     ancestors.delete(value);

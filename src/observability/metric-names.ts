@@ -12,11 +12,14 @@ export const METRIC = {
   auditFlushed: 'flashsale_audit_events_flushed_total',
   auditDropped: 'flashsale_audit_events_dropped_total',
   auditFlushFailures: 'flashsale_audit_flush_failures_total',
+  auditUnstorable: 'flashsale_audit_events_unstorable_total',
   queueDepth: 'flashsale_queue_depth',
   dlqDepth: 'flashsale_dlq_depth',
   consumerPaused: 'flashsale_consumer_paused',
   circuitOpen: 'flashsale_db_circuit_open',
   ackFrames: 'flashsale_ack_frames_total',
+  publishesReturned: 'flashsale_publishes_returned_total',
+  queueMissing: 'flashsale_queue_missing',
 } as const;
 
 export const METRIC_NAMES: readonly string[] = Object.values(METRIC);

@@ -17,11 +17,14 @@ export class WorkerMetrics {
   private readonly auditFlushed: Counter;
   private readonly auditDropped: Counter;
   private readonly auditFlushFailures: Counter;
+  private readonly auditUnstorableEvents: Counter;
   private readonly queueDepth: Gauge<'queue'>;
   private readonly dlqDepth: Gauge<'queue'>;
   private readonly consumerPaused: Gauge;
   private readonly circuitOpen: Gauge;
   private readonly ackFrames: Counter;
+  private readonly publishesReturned: Counter<'queue'>;
+  private readonly queueMissing: Gauge<'queue'>;
   private readonly outcomeCounters: Record<CountedOutcome, { inc(count: number): void }>;
 
   constructor(private readonly registry: Registry) {
@@ -71,6 +74,11 @@ export class WorkerMetrics {
       help: 'Audit flushes that failed (their events are kept and retried).',
       registers,
     });
+    this.auditUnstorableEvents = new Counter({
+      name: METRIC.auditUnstorable,
+      help: 'Audit events the database refused as they were; written without their details (reason "unstorable details").',
+      registers,
+    });
     this.queueDepth = new Gauge({
       name: METRIC.queueDepth,
       help: 'Ready messages in the purchase queue (passive check).',
@@ -96,6 +104,18 @@ export class WorkerMetrics {
     this.ackFrames = new Counter({
       name: METRIC.ackFrames,
       help: 'AMQP ack frames sent; one frame acks a whole run of settled messages.',
+      registers,
+    });
+    this.publishesReturned = new Counter({
+      name: METRIC.publishesReturned,
+      help: 'Dead-letter and retry publishes the broker returned unroutable: their queue is missing. The message stays on its queue and is retried.',
+      labelNames: ['queue'],
+      registers,
+    });
+    this.queueMissing = new Gauge({
+      name: METRIC.queueMissing,
+      help: '1 while the last publish to this queue (dead-letter queue, or the purchase queue for a classic retry) came back unroutable.',
+      labelNames: ['queue'],
       registers,
     });
     this.outcomeCounters = {
@@ -127,6 +147,14 @@ export class WorkerMetrics {
     return (await this.ackFrames.get()).values[0]?.value ?? 0;
   }
 
+  publishReturned(queue: string): void {
+    this.publishesReturned.inc({ queue });
+  }
+
+  queueMissingState(queue: string, missing: boolean): void {
+    this.queueMissing.set({ queue }, missing ? 1 : 0);
+  }
+
   batchWritten(size: number, seconds: number): void {
     this.batchSize.observe(size);
     this.dbWriteDuration.observe(seconds);
@@ -146,6 +174,10 @@ export class WorkerMetrics {
 
   auditFlushFailed(): void {
     this.auditFlushFailures.inc();
+  }
+
+  auditUnstorable(): void {
+    this.auditUnstorableEvents.inc();
   }
 
   queueDepths(queue: string, ready: number, deadLetterQueue: string, deadLettered: number): void {

@@ -50,15 +50,14 @@ async function holdsWithin(condition: () => boolean, timeoutMs = 1000): Promise<
   return true;
 }
 
+function breaker(): CircuitBreaker {
+  return new CircuitBreaker(() => Promise.resolve(), { failureThreshold: 3, baseDelayMs: 1, maxDelayMs: 1 });
+}
+
 describe('PurchaseBatcher', () => {
   it('writes up to maxBatchesInFlight batches at once, and no more', async () => {
     const inserter = new HeldInserter();
-    const breaker = new CircuitBreaker(() => Promise.resolve(), {
-      failureThreshold: 3,
-      baseDelayMs: 1,
-      maxDelayMs: 1,
-    });
-    const batcher = new PurchaseBatcher(inserter, breaker, new WorkerMetrics(new Registry()), options);
+    const batcher = new PurchaseBatcher(inserter, breaker(), new WorkerMetrics(new Registry()), options);
 
     // 50 purchases: five full batches of 10.
     const outcomes = Array.from({ length: 50 }, (_, index) => batcher.submit(purchase(index)));
@@ -74,5 +73,24 @@ describe('PurchaseBatcher', () => {
     const settled = await Promise.all(outcomes);
     expect(settled.filter((outcome) => outcome.kind === 'confirmed')).toHaveLength(50);
     expect(inserter.mostOpenAtOnce).toBe(3);
+  });
+
+  it('inserts each batch in order-key order, whatever order the purchases came in', async () => {
+    const inserted: string[][] = [];
+    const recording: OrderInserter = {
+      insert: (purchases) => {
+        inserted.push(purchases.map(orderKey));
+        return Promise.resolve(new Map(purchases.map((item) => [orderKey(item), new Date()])));
+      },
+    };
+    const batcher = new PurchaseBatcher(recording, breaker(), new WorkerMetrics(new Registry()), {
+      ...options,
+      maxBatchSize: 6,
+    });
+    const users = ['u-5', 'u-1', 'u-4', 'u-1', 'u-3', 'u-2'];
+    await Promise.all(users.map((userId) => batcher.submit({ ...purchase(0), userId })));
+    expect(inserted).toEqual([
+      ['u-1', 'u-2', 'u-3', 'u-4', 'u-5'].map((userId) => orderKey({ ...purchase(0), userId })),
+    ]);
   });
 });

@@ -165,7 +165,10 @@ export class PurchaseBatcher {
       const key = keys[index] as string;
       if (!candidates.has(key)) candidates.set(key, { key, purchase });
     });
-    const results = await this.writeIsolatingFailures([...candidates.values()], 1);
+    // Rows in key order: two batches with overlapping keys then wait on each other in the same order, never
+    // in opposite orders (a deadlock, 40P01, between workers of a fleet).
+    const ordered = [...candidates.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+    const results = await this.writeIsolatingFailures(ordered, 1);
     const claimed = new Set<string>();
     batch.forEach(({ purchase, resolve }, index) => {
       const key = keys[index] as string;

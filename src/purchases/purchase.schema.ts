@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { safeText } from '../common/safe-text.js';
 
 /**
  * The purchase message contract (CONTRACT.md, "Message body") in one place: the schema, the type inferred
@@ -93,8 +94,9 @@ export type ParseResult = { ok: true; purchase: Purchase } | { ok: false; reject
 const JSON_CONTENT_TYPE = /^application\/([\w.+-]+\+)?json\s*(;.*)?$/i;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 
+/** A rejection; its reason may quote the message (a parser's excerpt, a content type), so it is made safe. */
 function reject(code: RejectionCode, reason: string): ParseResult {
-  return { ok: false, rejection: { code, reason } };
+  return { ok: false, rejection: { code, reason: safeText(reason) } };
 }
 
 function describeType(value: unknown): string {
@@ -112,7 +114,10 @@ export function parsePurchase(body: Buffer, contentType: string | undefined, max
     return reject('BODY_TOO_LARGE', `body is ${body.length} bytes, over the limit of ${maxBytes} bytes`);
   }
   if (contentType !== undefined && contentType !== '' && !JSON_CONTENT_TYPE.test(contentType)) {
-    return reject('WRONG_CONTENT_TYPE', `content type is "${contentType}", expected application/json`);
+    return reject(
+      'WRONG_CONTENT_TYPE',
+      `content type is "${safeText(contentType, 100)}", expected application/json`,
+    );
   }
   let text: string;
   try {
@@ -135,16 +140,25 @@ export function parsePurchase(body: Buffer, contentType: string | undefined, max
   const problems = parsed.error.issues.map((issue) => `${issue.path.join('.') || 'body'} ${issue.message}`);
   return {
     ok: false,
-    rejection: { code: 'INVALID_FIELDS', reason: problems.join('; '), identifiers: readableIds(value) },
+    rejection: {
+      code: 'INVALID_FIELDS',
+      reason: safeText(problems.join('; ')),
+      identifiers: readableIds(value),
+    },
   };
 }
 
-/** The saleId and userId of an invalid body when they are strings, cut to a loggable length. */
+/**
+ * The saleId and userId of an invalid body when they are strings, made safe for logs, headers and jsonb
+ * (NUL and lone surrogates replaced) and cut by code points to a loggable length.
+ */
 function readableIds(body: object): Rejection['identifiers'] {
   const identifiers: NonNullable<Rejection['identifiers']> = {};
   const { saleId, userId } = body as { saleId?: unknown; userId?: unknown };
-  if (typeof saleId === 'string' && Object.hasOwn(body, 'saleId')) identifiers.saleId = saleId.slice(0, 64);
-  if (typeof userId === 'string' && Object.hasOwn(body, 'userId')) identifiers.userId = userId.slice(0, 255);
+  if (typeof saleId === 'string' && Object.hasOwn(body, 'saleId')) identifiers.saleId = safeText(saleId, 64);
+  if (typeof userId === 'string' && Object.hasOwn(body, 'userId')) {
+    identifiers.userId = safeText(userId, USER_ID_MAX_CHARACTERS);
+  }
   return identifiers;
 }
 
