@@ -6,6 +6,7 @@ export const METRIC = {
   messages: 'flashsale_messages_total',
   batchSize: 'flashsale_batch_size',
   dbWriteDuration: 'flashsale_db_write_duration_seconds',
+  dbWriteFailures: 'flashsale_db_write_failures_total',
   publishToCommit: 'flashsale_publish_to_commit_seconds',
   inFlight: 'flashsale_messages_in_flight',
   auditBufferSize: 'flashsale_audit_buffer_size',

@@ -11,6 +11,7 @@ export class WorkerMetrics {
   private readonly messages: Counter<'outcome'>;
   private readonly batchSize: Histogram;
   private readonly dbWriteDuration: Histogram;
+  private readonly dbWriteFailures: Counter<'code'>;
   private readonly publishToCommit: Histogram;
   readonly inFlight: Gauge;
   readonly auditBufferSize: Gauge;
@@ -45,6 +46,12 @@ export class WorkerMetrics {
       name: METRIC.dbWriteDuration,
       help: 'Duration of one batch INSERT of orders, in seconds.',
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    });
+    this.dbWriteFailures = new Counter({
+      name: METRIC.dbWriteFailures,
+      help: 'Failed batch INSERTs of orders by SQLSTATE or driver code (57014: statement timeout; none: no code, e.g. a client-side query timeout).',
+      labelNames: ['code'],
       registers,
     });
     this.publishToCommit = new Histogram({
@@ -158,6 +165,10 @@ export class WorkerMetrics {
   batchWritten(size: number, seconds: number): void {
     this.batchSize.observe(size);
     this.dbWriteDuration.observe(seconds);
+  }
+
+  batchFailed(code: string | undefined): void {
+    this.dbWriteFailures.inc({ code: code ?? 'none' });
   }
 
   committed(latencySeconds: number): void {

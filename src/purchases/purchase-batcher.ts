@@ -222,6 +222,7 @@ export class PurchaseBatcher {
       } catch (cause) {
         const kind = classifyDatabaseError(cause);
         const error = new OrderBatchError(purchases, attempt, databaseErrorCode(cause), { cause });
+        this.metrics.batchFailed(error.code);
         if (kind === 'transient') {
           // The database is away or busy: the same batch will succeed later. Wait, never dead-letter.
           this.breaker.recordFailure(error);
