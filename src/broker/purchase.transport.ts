@@ -104,6 +104,7 @@ export class PurchaseTransport extends Server implements CustomTransportStrategy
     });
     this.manager = manager;
     const where = redactCredentials(this.settings.RABBITMQ_URL);
+    this.metrics.watchQueues(this.settings.PURCHASE_QUEUE, this.settings.DEAD_LETTER_QUEUE);
     this.publisherChannel = manager.createChannel({
       name: 'publisher',
       confirm: true,

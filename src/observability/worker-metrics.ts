@@ -54,6 +54,8 @@ export class WorkerMetrics {
       labelNames: ['code'],
       registers,
     });
+    // The codes of a hung database (statement timeout, client-side timeout) exist from the start.
+    for (const code of ['57014', 'none']) this.dbWriteFailures.inc({ code }, 0);
     this.publishToCommit = new Histogram({
       name: METRIC.publishToCommit,
       help: "From the message's timestamp to the commit of its order, in seconds.",
@@ -152,6 +154,14 @@ export class WorkerMetrics {
   /** Ack frames sent so far. */
   async ackFramesSent(): Promise<number> {
     return (await this.ackFrames.get()).values[0]?.value ?? 0;
+  }
+
+  /** Starts the per-queue series at 0, so that dashboards and alerts see them before anything happens. */
+  watchQueues(...queues: string[]): void {
+    for (const queue of queues) {
+      this.publishesReturned.inc({ queue }, 0);
+      this.queueMissing.set({ queue }, 0);
+    }
   }
 
   publishReturned(queue: string): void {

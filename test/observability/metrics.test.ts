@@ -164,6 +164,9 @@ describe('the /metrics endpoint after a known workload of 40 new purchases, 10 d
       [METRIC.auditDropped]: 'counter',
       [METRIC.auditFlushFailures]: 'counter',
       [METRIC.ackFrames]: 'counter',
+      [METRIC.dbWriteFailures]: 'counter',
+      [METRIC.auditUnstorable]: 'counter',
+      [METRIC.publishesReturned]: 'counter',
     };
     for (const name of METRIC_NAMES) {
       expect({ name, type: metrics.families.get(name) }).toEqual({
