@@ -1,3 +1,4 @@
+import { safeProperty } from '../common/safe-text.js';
 import amqp, {
   type Channel,
   type ChannelModel,
@@ -270,7 +271,7 @@ function watchClose(channel: Channel): () => boolean {
 type ConfirmedPublish = (queue: string, content: Buffer, options: Options.Publish) => Promise<void>;
 
 function describe(message: GetMessage): string {
-  const messageId = message.properties.messageId as string | undefined;
+  const messageId = safeProperty(message.properties.messageId, 64);
   return messageId ? `message ${messageId}` : `a message of ${message.content.length} bytes`;
 }
 

@@ -142,6 +142,12 @@ describe('bodyPreview and oneLine', () => {
     );
     expect(oneLine('abcdef', 4)).toBe('abc…');
   });
+
+  it('never prints an escape sequence, a bidi override or half a surrogate pair to the terminal', () => {
+    expect(oneLine('id\u001b[2J\u202Egnp.exe', 100)).toBe('id\uFFFD[2J\uFFFDgnp.exe');
+    expect(oneLine('🛒🛒🛒', 2)).toBe('🛒…');
+    expect(bodyPreview(Buffer.from('{"u":"\u202Eevil\u001b"}'), 60)).toBe('{"u":"\\u202eevil\\u001b"}');
+  });
 });
 
 describe('formatListing', () => {

@@ -1,3 +1,4 @@
+import { safeText } from '../common/safe-text.js';
 import { republishedProperties } from '../broker/message-properties.js';
 import type { Message, MessageProperties, Options } from 'amqplib';
 
@@ -93,23 +94,31 @@ export function deliveryCountOf(message: Message): number | undefined {
 }
 
 /** The start of the body as readable text on one line: control characters escaped, invalid UTF-8 as U+FFFD. */
+// Controls, line separators, bidi controls and lone surrogates: shown as \u escapes in a body preview.
+const SHOWN_ESCAPED = /[\p{Cc}\p{Zl}\p{Zp}\p{Cs}\u061C\u200E\u200F\u202A-\u202E\u2066-\u2069]/u;
+
+function escaped(character: string): string {
+  const json = JSON.stringify(character).slice(1, -1);
+  return json !== character ? json : `\\u${character.charCodeAt(0).toString(16).padStart(4, '0')}`;
+}
+
 export function bodyPreview(content: Buffer, maxCharacters: number): string {
   // Enough bytes for one character more than shown (UTF-8 takes at most 4 a character), not the whole body.
   const window = content.subarray(0, (maxCharacters + 1) * 4);
   const characters = [...window.toString('utf8')];
   const shown = characters
     .slice(0, maxCharacters)
-    .map((character) =>
-      /[\p{Cc}\p{Zl}\p{Zp}]/u.test(character) ? JSON.stringify(character).slice(1, -1) : character,
-    )
+    .map((character) => (SHOWN_ESCAPED.test(character) ? escaped(character) : character))
     .join('');
   return characters.length > maxCharacters || window.length < content.length ? `${shown}…` : shown;
 }
 
-/** One line of at most `maxCharacters`: reasons from the database can span lines. */
+/**
+ * One line of at most `maxCharacters` code points, safe to print on a terminal: reasons from the database can
+ * span lines, and a message id or a reason can hold escape sequences or bidi overrides.
+ */
 export function oneLine(value: string, maxCharacters: number): string {
-  const flat = value.replace(/\s+/g, ' ').trim();
-  return flat.length > maxCharacters ? `${flat.slice(0, maxCharacters - 1)}…` : flat;
+  return safeText(value.replace(/\s+/g, ' ').trim(), maxCharacters);
 }
 
 /**

@@ -40,7 +40,7 @@ export function formatListing(listing: DeadLetterListing): string {
   const sampleRows = samples.map((sample) => [
     sample.firstSeen ?? '-',
     sample.deliveryCount === undefined ? '-' : String(sample.deliveryCount),
-    sample.messageId ?? '-',
+    sample.messageId === undefined ? '-' : oneLine(sample.messageId, 64),
     String(sample.bytes),
     sample.preview,
   ]);
