@@ -205,4 +205,45 @@ describe("the worker's JSON logs", () => {
       expect(output(child)).not.toContain('guest:guest@');
     }
   });
+
+  it('writes hostile strings from a message (escapes, bidi overrides, NUL) replaced, never raw', async () => {
+    const hostileWorker = startWorker({ ...workerEnv, LOG_LEVEL: 'debug', WORKER_ID: 'logs-hostile' });
+    started.push(hostileWorker);
+    await hostileWorker.waitForEntry('consuming', (entry) =>
+      startsWith(entry, `consuming from ${world.queue}`),
+    );
+    const hostile = '\u001b[2J\u202Eexe.txt\u0007\u0000';
+    // Valid: stored as sent, logged made safe. Invalid: too long, and a hostile content type and message id.
+    await world.publish([purchase({ saleId, userId: `valid${hostile.replace('\u0000', '')}` })], {
+      messageId: `ok${hostile}`,
+    });
+    await world.publish([purchase({ saleId, userId: hostile.repeat(30) })], {
+      messageId: `bad${hostile}`,
+      contentType: `application/json${hostile}`,
+    });
+    await world.deadLetters(1);
+    await waitFor('both outcomes logged', () =>
+      ['order confirmed', 'message dead-lettered'].every((prefix) =>
+        hostileWorker.entries.some((entry) => startsWith(entry, prefix)),
+      ),
+    );
+
+    const unsafe = /[\p{Cc}\u202A-\u202E\u2066-\u2069]/u;
+    for (const line of hostileWorker.lines)
+      expect({ line, unsafe: unsafe.test(line) }).toEqual({ line, unsafe: false });
+    const stringsOf = (value: unknown): string[] =>
+      typeof value === 'string'
+        ? [value]
+        : value !== null && typeof value === 'object'
+          ? Object.values(value).flatMap(stringsOf)
+          : [];
+    for (const entry of hostileWorker.entries) {
+      for (const text of stringsOf(entry)) {
+        expect({ text, unsafe: /[\p{Cc}\u202A-\u202E\u2066-\u2069]/u.test(text.replace(/\n/g, '')) }).toEqual(
+          { text, unsafe: false },
+        );
+      }
+    }
+    expect(await stop(hostileWorker)).toBe(0);
+  });
 });
