@@ -5,11 +5,11 @@ import amqp, { type AmqpConnectionManager, type ChannelWrapper } from 'amqp-conn
 import type { Channel } from 'amqplib';
 import { isObservable, lastValueFrom } from 'rxjs';
 import type { Settings } from '../config/settings.js';
-import { redactCredentials } from '../observability/log-redaction.js';
 import { backoffDelayMs } from '../database/backoff.js';
 import type { WorkerMetrics } from '../observability/worker-metrics.js';
 import type { Outcome } from '../purchases/outcome.js';
 import { AckCoalescer } from './ack-coalescer.js';
+import { BrokerNodes } from './broker-nodes.js';
 import { DeadLetterPublisher } from './dead-letter.publisher.js';
 import { deliveryCountOf, type Delivery, type LiveChannel } from './delivery.js';
 import { MessageSettler } from './message-settler.js';
@@ -35,6 +35,7 @@ export class PurchaseTransport extends Server implements CustomTransportStrategy
   private readonly log = new Logger(PurchaseTransport.name);
   private readonly declarer = new TopologyDeclarer();
   private manager: AmqpConnectionManager | undefined;
+  private nodes: BrokerNodes | undefined;
   private consumerChannel: ChannelWrapper | undefined;
   private publisherChannel: ChannelWrapper | undefined;
   private live: LiveChannel | undefined;
@@ -74,26 +75,45 @@ export class PurchaseTransport extends Server implements CustomTransportStrategy
     return this.settings.WORKER_ID;
   }
 
+  /** `host:port` of the broker node in use, for /ready; undefined while disconnected. */
+  get brokerNode(): string | undefined {
+    return this.nodes?.connected;
+  }
+
   get connection() {
     return this.manager?.connection;
   }
 
   listen(callback: (...optionalParams: unknown[]) => unknown): void {
-    this.manager = amqp.connect([this.settings.RABBITMQ_URL], {
+    const nodes = new BrokerNodes(this.settings.RABBITMQ_URL, this.settings.WORKER_ID);
+    this.nodes = nodes;
+    const manager = amqp.connect([...nodes.urls], {
       heartbeatIntervalInSeconds: 5,
       reconnectTimeInSeconds: 1,
       connectionOptions: {
         clientProperties: { connection_name: `flashsale-worker ${this.settings.WORKER_ID}` },
       },
     });
-    const where = redactCredentials(this.settings.RABBITMQ_URL);
-    this.manager.on('connect', () => this.log.log(`connected to ${where}`));
-    this.manager.on('disconnect', ({ err }) =>
-      this.log.warn(`disconnected from ${where}: ${err?.message ?? 'closed'}`),
-    );
-    this.manager.on('connectFailed', ({ err }) =>
-      this.log.warn(`cannot connect to ${where}: ${err.message}`),
-    );
+    this.manager = manager;
+    if (nodes.urls.length > 1)
+      this.log.log(`broker nodes, in the order this worker tries them: ${nodes.describe()}`);
+    // The manager waits `reconnectTimeInSeconds` after each of these events, read when it emits them:
+    // setting it here gives every next attempt (at the next node of the list) its own jittered delay.
+    manager.on('connect', ({ url }) => {
+      nodes.connectedTo(url);
+      this.log.log(`connected to ${nodes.name(url)}`);
+    });
+    manager.on('disconnect', ({ err }) => {
+      const node = nodes.connected ?? 'the broker';
+      const delayMs = nodes.disconnected();
+      manager.reconnectTimeInSeconds = delayMs / 1000;
+      this.log.warn(`disconnected from ${node}: ${err?.message ?? 'closed'}; next attempt in ${delayMs} ms`);
+    });
+    manager.on('connectFailed', ({ err, url }) => {
+      const delayMs = nodes.attemptFailed();
+      manager.reconnectTimeInSeconds = delayMs / 1000;
+      this.log.warn(`cannot connect to ${nodes.name(url)}: ${err.message}; next attempt in ${delayMs} ms`);
+    });
     this.publisherChannel = this.manager.createChannel({
       name: 'publisher',
       confirm: true,

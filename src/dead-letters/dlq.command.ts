@@ -1,6 +1,7 @@
 import { SingleBar } from 'cli-progress';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { InvalidSettingsError, parseSettings } from '../config/settings.js';
+import { splitNodeUrls } from '../broker/broker-nodes.js';
 import {
   DeadLetterAdmin,
   type DeadLetterListing,
@@ -148,7 +149,8 @@ function resolveTarget(flags: GlobalFlags, io: DlqCommandIo): { url: string; que
     DEAD_LETTER_QUEUE: flags.dlq ?? io.env.DEAD_LETTER_QUEUE,
   });
   return {
-    url: settings.RABBITMQ_URL,
+    // The operator's tool talks to one node: on a cluster, the first of the list (any node serves every queue).
+    url: splitNodeUrls(settings.RABBITMQ_URL)[0]!,
     queues: { purchaseQueue: settings.PURCHASE_QUEUE, deadLetterQueue: settings.DEAD_LETTER_QUEUE },
   };
 }

@@ -36,7 +36,12 @@ export class HealthController {
   private consumer() {
     const session = this.indicators.check('rabbitmq');
     const state = this.transport.state;
-    const details = { state, inFlight: this.transport.inFlight, pausedFor: this.transport.pausedFor };
+    const details = {
+      state,
+      node: this.transport.brokerNode ?? null,
+      inFlight: this.transport.inFlight,
+      pausedFor: this.transport.pausedFor,
+    };
     return state === 'consuming'
       ? session.up(details)
       : session.down({ ...details, reason: `consumer is ${state}` });
