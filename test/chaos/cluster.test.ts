@@ -39,8 +39,8 @@ interface Round {
   readyInQueueAtFault: number;
   /** From the fault until every worker is ready on another node. */
   allReadyElsewhereMs: number;
-  /** From the fault until the order count grows again; undefined if no order was left to write. */
-  ordersGrowAgainMs: number | undefined;
+  /** Per worker, from its `disconnected from` log line to its next `consuming from` line. */
+  workerFailoverMs: (number | undefined)[];
   settleMs: number;
   figures?: ChaosFigures;
 }
@@ -77,6 +77,18 @@ async function nodeOf(worker: WorkerProcess): Promise<{ ready: boolean; node: Pr
 async function workersOn(node: PrivateRabbitMq): Promise<number> {
   const nodes = await Promise.all(fleet!.workerIds.map((workerId) => nodeOf(fleet!.worker(workerId))));
   return nodes.filter((found) => found.node === node).length;
+}
+
+/** From the worker's first `disconnected from` log line at or after `sinceMs` to its next `consuming from`. */
+function failoverMsOf(worker: WorkerProcess, sinceMs: number): number | undefined {
+  const times = (text: string) =>
+    worker
+      .logEntries(text)
+      .map((entry) => Number(entry.time))
+      .filter((time) => time >= sinceMs);
+  const lost = times('disconnected from')[0];
+  const consuming = lost === undefined ? undefined : times('consuming from').find((time) => time >= lost);
+  return lost === undefined || consuming === undefined ? undefined : consuming - lost;
 }
 
 /** Worker names whose node list starts at `node`: the whole fleet on one node, the worst case. */
@@ -153,28 +165,22 @@ async function runRound(
     ordersAtFault,
     readyInQueueAtFault: await channel!.depth(QUEUES.purchase),
     allReadyElsewhereMs: 0,
-    ordersGrowAgainMs: undefined,
+    workerFailoverMs: [],
     settleMs: 0,
   };
   rounds.push(round);
   const faultMs = Date.now();
   await run();
-  const ordersAfterFault = await countOrders();
-  await Promise.all([
-    waitFor(
-      `every worker ready on a node other than ${target.nodeName}`,
-      async () => {
-        const nodes = await Promise.all(fleet!.workerIds.map((id) => nodeOf(fleet!.worker(id))));
-        return nodes.every((found) => found.ready && found.node && found.node !== target);
-      },
-      { timeoutMs: FAILOVER_TIMEOUT_MS, intervalMs: 50 },
-    ).then(() => (round.allReadyElsewhereMs = elapsedSince(faultMs))),
-    ordersAfterFault < mix.timestampsByPair.size &&
-      waitFor('orders to grow again', async () => (await countOrders()) > ordersAfterFault, {
-        timeoutMs: FAILOVER_TIMEOUT_MS,
-        intervalMs: 25,
-      }).then(() => (round.ordersGrowAgainMs = elapsedSince(faultMs))),
-  ]);
+  await waitFor(
+    `every worker ready on a node other than ${target.nodeName}`,
+    async () => {
+      const nodes = await Promise.all(fleet!.workerIds.map((id) => nodeOf(fleet!.worker(id))));
+      return nodes.every((found) => found.ready && found.node && found.node !== target);
+    },
+    { timeoutMs: FAILOVER_TIMEOUT_MS, intervalMs: 50 },
+  );
+  round.allReadyElsewhereMs = elapsedSince(faultMs);
+  round.workerFailoverMs = fleet!.workerIds.map((id) => failoverMsOf(fleet!.worker(id), faultMs));
   round.settleMs = await settle();
   round.figures = await collectFigures(sql!, channel!, QUEUES, mix);
   await sql!.query('TRUNCATE orders, audit_logs');
@@ -245,7 +251,10 @@ function report(): void {
         ['orders at the fault', round.ordersAtFault],
         ['ready in queue at the fault', round.readyInQueueAtFault],
         ['fail-over: every worker ready elsewhere (ms)', round.allReadyElsewhereMs],
-        ['fail-over: orders growing again (ms)', round.ordersGrowAgainMs ?? 'no order left to write'],
+        [
+          'fail-over per worker: disconnected → consuming (ms)',
+          round.workerFailoverMs.map((ms) => ms ?? 'none').join(', '),
+        ],
         ['settling after the fault (ms)', round.settleMs],
         ['orders', figures?.orders ?? '-'],
         ['doubled orders', figures ? figures.orders - figures.distinctOrderPairs : '-'],
@@ -312,6 +321,7 @@ describe(`a fleet of ${FLEET_SIZE} workers on a 3-node RabbitMQ cluster (2 × ${
     expect(leaderAtKill).toBe(killedNode?.nodeName);
     expect(leaderAfterKill).not.toBe(killedNode?.nodeName);
     expect(killed?.allReadyElsewhereMs).toBeGreaterThan(0);
+    expect(killed?.workerFailoverMs).toEqual(Array.from({ length: FLEET_SIZE }, () => expect.any(Number)));
     expectExactlyOnce(killed?.figures, killed!.mix);
   });
 
@@ -323,6 +333,8 @@ describe(`a fleet of ${FLEET_SIZE} workers on a 3-node RabbitMQ cluster (2 × ${
     const drained = rounds[1];
     expect(drained?.workersOnTarget).toBeGreaterThan(0);
     expect(drained?.allReadyElsewhereMs).toBeGreaterThan(0);
+    const movedWorkers = drained!.workerFailoverMs.filter((ms) => ms !== undefined);
+    expect(movedWorkers).toHaveLength(drained!.workersOnTarget);
     expectExactlyOnce(drained?.figures, drained!.mix);
   });
 
