@@ -3,7 +3,7 @@ import { redactCredentials } from '../observability/log-redaction.js';
 // After losing a node the next one is tried at once (within this jitter); a full round of failed nodes
 // doubles the wait, up to the cap, so a fleet facing a dead cluster neither hammers it nor retries in step.
 const RECONNECT_BASE_MS = 500;
-const RECONNECT_MAX_MS = 10_000;
+const RECONNECT_MAX_MS = 2000;
 
 const DEFAULT_PORTS: Record<string, string> = { 'amqp:': '5672', 'amqps:': '5671' };
 
