@@ -237,6 +237,21 @@ describe('npm run dlq', () => {
     expect(empty.stdout).toBe(`${world.deadLetterQueue} is empty\n`);
   });
 
+  it('on a cluster, works through the first node of RABBITMQ_URL that answers', async () => {
+    await world.declareTopology();
+    let stdout = '';
+    const code = await runDlqCommand(['list'], {
+      env: {
+        RABBITMQ_URL: `amqp://guest:secret@127.0.0.1:1,${world.rabbitUrl}`,
+        PURCHASE_QUEUE: world.queue,
+      },
+      stdout: (text) => (stdout += text),
+      stderr: () => undefined,
+    });
+    expect(code).toBe(DLQ_EXIT.ok);
+    expect(stdout).toBe(`${world.deadLetterQueue} is empty\n`);
+  });
+
   it('refuses bad arguments with exit 2 and an unreachable broker with exit 1', async () => {
     expect((await dlq('replay', '--limit', '0')).code).toBe(DLQ_EXIT.refused);
     expect((await dlq('destroy')).code).toBe(DLQ_EXIT.refused);

@@ -5,10 +5,10 @@ import amqp, { type AmqpConnectionManager, type ChannelWrapper } from 'amqp-conn
 import { isObservable, lastValueFrom } from 'rxjs';
 import { safeProperty } from '../common/safe-text.js';
 import type { Settings } from '../config/settings.js';
-import { redactCredentials } from '../observability/log-redaction.js';
 import type { WorkerMetrics } from '../observability/worker-metrics.js';
 import type { Outcome } from '../purchases/outcome.js';
 import type { OutcomeReporter } from '../purchases/outcome.reporter.js';
+import { BrokerNodes } from './broker-nodes.js';
 import { DeadLetterPublisher, type UnroutablePublishError } from './dead-letter.publisher.js';
 import { deliveryCountOf, type Delivery, type LiveChannel } from './delivery.js';
 import { MessageSettler } from './message-settler.js';
@@ -40,6 +40,7 @@ export class PurchaseTransport extends Server implements CustomTransportStrategy
   private readonly log = new Logger(PurchaseTransport.name);
   private readonly declarer = new TopologyDeclarer();
   private manager: AmqpConnectionManager | undefined;
+  private nodes: BrokerNodes | undefined;
   private publisherChannel: ChannelWrapper | undefined;
   private consumer: PurchaseConsumer | undefined;
   private inFlightMessages = 0;
@@ -90,12 +91,19 @@ export class PurchaseTransport extends Server implements CustomTransportStrategy
     return this.settings.WORKER_ID;
   }
 
+  /** `host:port` of the broker node in use, for /ready; undefined while disconnected. */
+  get brokerNode(): string | undefined {
+    return this.nodes?.connected;
+  }
+
   get connection() {
     return this.manager?.connection;
   }
 
   listen(callback: (...optionalParams: unknown[]) => unknown): void {
-    const manager = amqp.connect([this.settings.RABBITMQ_URL], {
+    const nodes = new BrokerNodes(this.settings.RABBITMQ_URL, this.settings.WORKER_ID);
+    this.nodes = nodes;
+    const manager = amqp.connect([...nodes.urls], {
       heartbeatIntervalInSeconds: 5,
       reconnectTimeInSeconds: 1,
       connectionOptions: {
@@ -103,8 +111,28 @@ export class PurchaseTransport extends Server implements CustomTransportStrategy
       },
     });
     this.manager = manager;
-    const where = redactCredentials(this.settings.RABBITMQ_URL);
     this.metrics.watchQueues(this.settings.PURCHASE_QUEUE, this.settings.DEAD_LETTER_QUEUE);
+    if (nodes.urls.length > 1)
+      this.log.log(`broker nodes, in the order this worker tries them: ${nodes.describe()}`);
+    // The manager waits `reconnectTimeInSeconds` after each of these events, read when it emits them:
+    // setting it here gives every next attempt (at the next node of the list) its own jittered delay.
+    manager.on('connect', ({ url }) => {
+      nodes.connectedTo(url);
+      this.log.log(`connected to ${nodes.name(url)}`);
+      this.consumer?.onConnected();
+    });
+    manager.on('disconnect', ({ err }) => {
+      const node = nodes.connected ?? 'the broker';
+      const delayMs = nodes.disconnected();
+      manager.reconnectTimeInSeconds = delayMs / 1000;
+      this.log.warn(`disconnected from ${node}: ${err?.message ?? 'closed'}; next attempt in ${delayMs} ms`);
+      this.consumer?.onDisconnected();
+    });
+    manager.on('connectFailed', ({ err, url }) => {
+      const delayMs = nodes.attemptFailed();
+      manager.reconnectTimeInSeconds = delayMs / 1000;
+      this.log.warn(`cannot connect to ${nodes.name(url)}: ${err.message}; next attempt in ${delayMs} ms`);
+    });
     this.publisherChannel = manager.createChannel({
       name: 'publisher',
       confirm: true,
@@ -143,16 +171,6 @@ export class PurchaseTransport extends Server implements CustomTransportStrategy
         retryMaxMs: this.settings.RETRY_MAX_MS,
       },
     );
-    const consumer = this.consumer;
-    manager.on('connect', () => {
-      this.log.log(`connected to ${where}`);
-      consumer.onConnected();
-    });
-    manager.on('disconnect', ({ err }) => {
-      this.log.warn(`disconnected from ${where}: ${err?.message ?? 'closed'}`);
-      consumer.onDisconnected();
-    });
-    manager.on('connectFailed', ({ err }) => this.log.warn(`cannot connect to ${where}: ${err.message}`));
     this.publisherChannel.on('error', (error: Error) =>
       this.log.error(`publisher channel error: ${error.message}`),
     );

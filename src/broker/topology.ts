@@ -13,7 +13,11 @@ export interface QueueDeclaration {
  * Quorum (default): the broker itself dead-letters a message after `MAX_DELIVERIES` deliveries
  * (`x-delivery-limit`), at-least-once (`x-dead-letter-strategy`, which needs `x-overflow: reject-publish`),
  * so a message that keeps killing workers cannot loop forever nor be dropped silently.
- * Classic: the arguments of the flash-sale API's own `purchase_queue`, for drop-in use beside it.
+ * On a cluster, a quorum queue's leader goes to the node with the fewest leaders (`x-queue-leader-locator:
+ * balanced`) rather than to whichever node the declaring worker happens to be connected to, so the purchase
+ * queue and its DLQ do not pile onto one node, and losing one node costs at most the leaders it held.
+ * Classic: the arguments of the flash-sale API's own `purchase_queue`, for drop-in use beside it (an extra
+ * argument would make the API's own declaration fail with PRECONDITION_FAILED).
  */
 export function purchaseTopology(settings: Settings): QueueDeclaration[] {
   const deadLettering = {
@@ -33,6 +37,7 @@ export function purchaseTopology(settings: Settings): QueueDeclaration[] {
               'x-dead-letter-strategy': 'at-least-once',
               'x-overflow': 'reject-publish',
               'x-delivery-limit': settings.MAX_DELIVERIES,
+              'x-queue-leader-locator': 'balanced',
             },
           },
         }
@@ -46,7 +51,10 @@ export function purchaseTopology(settings: Settings): QueueDeclaration[] {
     role: 'dead-letters',
     options: {
       durable: true,
-      arguments: settings.QUEUE_TYPE === 'quorum' ? { 'x-queue-type': 'quorum' } : {},
+      arguments:
+        settings.QUEUE_TYPE === 'quorum'
+          ? { 'x-queue-type': 'quorum', 'x-queue-leader-locator': 'balanced' }
+          : {},
     },
   };
   return [deadLetters, purchases];

@@ -60,6 +60,14 @@ describe('parseSettings', () => {
     );
   });
 
+  it('accepts the nodes of a cluster as a comma-separated RABBITMQ_URL, and hides them when one is bad', () => {
+    const nodes = 'amqp://w:pw@c1:5672,amqp://w:pw@c2:5672,amqp://w:pw@c3:5672';
+    expect(parseSettings({ RABBITMQ_URL: nodes }).RABBITMQ_URL).toBe(nodes);
+    expect(() => parseSettings({ RABBITMQ_URL: 'amqp://w:s3cretpw@c1,http://w:s3cretpw@c2' })).toThrow(
+      /^(?![\s\S]*s3cretpw)[\s\S]*RABBITMQ_URL \(value hidden\): node 2 of 2: must start with amqp:\/\//,
+    );
+  });
+
   it('reports every bad setting at once', () => {
     expect(() => parseSettings({ PREFETCH: '-1', BATCH_SIZE: 'x' })).toThrow(
       /PREFETCH[\s\S]*BATCH_SIZE|BATCH_SIZE[\s\S]*PREFETCH/,

@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
+import { nodeListProblems } from '../broker/broker-nodes.js';
 
 /**
  * Every setting of the worker, read from the environment: one line of meaning, its unit and its default.
@@ -7,10 +8,9 @@ import { z } from 'zod';
  */
 const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
-const amqpUrl = z
-  .string()
-  .url()
-  .refine((value) => /^amqps?:\/\//.test(value), 'must start with amqp:// or amqps://');
+const amqpNodeList = z.string().superRefine((value, context) => {
+  for (const message of nodeListProblems(value)) context.addIssue({ code: 'custom', message });
+});
 const postgresUrl = z
   .string()
   .url()
@@ -23,8 +23,8 @@ const queueName = z
 
 export const settingsSchema = z
   .object({
-    /** Broker to consume from. */
-    RABBITMQ_URL: amqpUrl.default('amqp://guest:guest@127.0.0.1:5672'),
+    /** Broker to consume from: one URL, or the nodes of a cluster comma-separated (src/broker/broker-nodes.ts). */
+    RABBITMQ_URL: amqpNodeList.default('amqp://guest:guest@127.0.0.1:5672'),
     /** Database that holds `orders` and `audit_logs`. */
     DATABASE_URL: postgresUrl.default('postgresql://postgres@127.0.0.1:5432/flashsale'),
     /** Queue the purchases arrive on. */

@@ -1,7 +1,9 @@
 import { SingleBar } from 'cli-progress';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { InvalidSettingsError, parseSettings } from '../config/settings.js';
+import { splitNodeUrls } from '../broker/broker-nodes.js';
 import {
+  BrokerUnreachableError,
   DeadLetterAdmin,
   type DeadLetterListing,
   type DeadLetterQueues,
@@ -63,8 +65,8 @@ export async function runDlqCommand(args: readonly string[], io: DlqCommandIo): 
     .configureOutput({ writeOut: io.stdout, writeErr: io.stderr });
 
   const withAdmin = async (work: (admin: DeadLetterAdmin) => Promise<void>) => {
-    const { url, queues } = resolveTarget(program.opts<GlobalFlags>(), io);
-    const admin = await DeadLetterAdmin.connect(url, queues);
+    const { urls, queues } = resolveTarget(program.opts<GlobalFlags>(), io);
+    const admin = await connectToAnyNode(urls, queues);
     try {
       await work(admin);
     } finally {
@@ -141,14 +143,28 @@ export async function runDlqCommand(args: readonly string[], io: DlqCommandIo): 
   }
 }
 
-function resolveTarget(flags: GlobalFlags, io: DlqCommandIo): { url: string; queues: DeadLetterQueues } {
+/** The first node of RABBITMQ_URL that answers: on a cluster, any node serves every queue. */
+async function connectToAnyNode(urls: string[], queues: DeadLetterQueues): Promise<DeadLetterAdmin> {
+  let unreachable: BrokerUnreachableError | undefined;
+  for (const url of urls) {
+    try {
+      return await DeadLetterAdmin.connect(url, queues);
+    } catch (error) {
+      if (!(error instanceof BrokerUnreachableError)) throw error;
+      unreachable = error;
+    }
+  }
+  throw unreachable ?? new BrokerUnreachableError('RABBITMQ_URL names no broker node');
+}
+
+function resolveTarget(flags: GlobalFlags, io: DlqCommandIo): { urls: string[]; queues: DeadLetterQueues } {
   const settings = parseSettings({
     RABBITMQ_URL: io.env.RABBITMQ_URL,
     PURCHASE_QUEUE: flags.queue ?? io.env.PURCHASE_QUEUE,
     DEAD_LETTER_QUEUE: flags.dlq ?? io.env.DEAD_LETTER_QUEUE,
   });
   return {
-    url: settings.RABBITMQ_URL,
+    urls: splitNodeUrls(settings.RABBITMQ_URL),
     queues: { purchaseQueue: settings.PURCHASE_QUEUE, deadLetterQueue: settings.DEAD_LETTER_QUEUE },
   };
 }

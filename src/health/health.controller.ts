@@ -54,7 +54,12 @@ export class HealthController {
     const state = this.transport.state;
     const problem = this.transport.consumerProblem;
     const missing = this.transport.missingQueueSince;
-    const details = { state, inFlight: this.transport.inFlight, pausedFor: this.transport.pausedFor };
+    const details = {
+      state,
+      node: this.transport.brokerNode ?? null,
+      inFlight: this.transport.inFlight,
+      pausedFor: this.transport.pausedFor,
+    };
     if (state !== 'consuming') {
       return session.down({ ...details, reason: `consumer is ${state}${problem ? `: ${problem}` : ''}` });
     }

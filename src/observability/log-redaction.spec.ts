@@ -36,6 +36,11 @@ describe('redactCredentials', () => {
       'cannot connect to amqp://guest:***@127.0.0.1:1: connect ECONNREFUSED 127.0.0.1:1',
     ],
     [
+      'a comma-separated list of cluster nodes',
+      'amqp://w:pw1@c1:5672,amqp://w:pw2@c2:5672/sales, amqps://w:p@w3@c3',
+      'amqp://w:***@c1:5672,amqp://w:***@c2:5672/sales, amqps://w:***@c3',
+    ],
+    [
       'two URLs in one line',
       'from amqp://a:pw1@h1 to postgresql://b:pw2@h2/db',
       'from amqp://a:***@h1 to postgresql://b:***@h2/db',

@@ -2,6 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse } from 'yaml';
+import { splitNodeUrls } from '../../src/broker/broker-nodes.js';
 import { settingsSchema } from '../../src/config/settings.js';
 
 /** docker-compose.yml, read as data (no Docker engine needed). */
@@ -11,6 +12,7 @@ const SHUTDOWN_WATCHDOG_MARGIN_S = 2;
 
 interface Service {
   image?: string;
+  hostname?: string;
   build?: unknown;
   command?: string[] | string;
   entrypoint?: string[] | string;
@@ -125,6 +127,53 @@ describe('docker-compose.yml', () => {
       loadtest: ['loadtest'],
       prometheus: ['monitoring'],
       grafana: ['monitoring'],
+      'rabbitmq-1': ['cluster'],
+      'rabbitmq-2': ['cluster'],
+      'rabbitmq-3': ['cluster'],
+      'cluster-worker': ['cluster'],
+    });
+  });
+
+  describe('the cluster profile', () => {
+    const nodes = ['rabbitmq-1', 'rabbitmq-2', 'rabbitmq-3'];
+    const clusterConf = readFileSync(resolve(ROOT, 'deploy/rabbitmq-cluster/cluster.conf'), 'utf8');
+
+    it('forms one cluster of 3 nodes: one Erlang cookie, classic config peer discovery naming every node', () => {
+      const cookies = nodes.map((name) => service(name).environment?.RABBITMQ_ERLANG_COOKIE);
+      expect(cookies[0]).toBeTruthy();
+      expect(new Set(cookies).size).toBe(1);
+      expect(clusterConf).toMatch(/^cluster_formation\.peer_discovery_backend = classic_config$/m);
+      for (const [index, name] of nodes.entries()) {
+        expect(service(name).hostname).toBe(name);
+        expect(clusterConf).toContain(`cluster_formation.classic_config.nodes.${index + 1} = rabbit@${name}`);
+        expect(joined(service(name).healthcheck?.test)).toMatch(/rabbitmq-diagnostics/);
+        expect(service(name).volumes).toContain(
+          './deploy/rabbitmq-cluster/cluster.conf:/etc/rabbitmq/conf.d/20-cluster.conf:ro',
+        );
+      }
+    });
+
+    it('gives its workers every node, and otherwise the settings of the default fleet', () => {
+      const clusterWorker = service('cluster-worker');
+      const environment = Object.fromEntries(
+        Object.entries(clusterWorker.environment ?? {}).map(([key, value]) => [
+          key,
+          interpolateDefaults(value),
+        ]),
+      );
+      const parsed = settingsSchema.parse(environment);
+      expect(splitNodeUrls(parsed.RABBITMQ_URL).map((url) => new URL(url).hostname)).toEqual(nodes);
+      expect({ ...environment, RABBITMQ_URL: undefined }).toEqual({
+        ...workerEnvironment,
+        RABBITMQ_URL: undefined,
+      });
+      expect(clusterWorker.image).toBe(worker.image);
+      expect(clusterWorker.stop_grace_period).toBe(worker.stop_grace_period);
+      expect(clusterWorker.depends_on).toEqual({
+        ...Object.fromEntries(nodes.map((name) => [name, { condition: 'service_healthy' }])),
+        postgres: { condition: 'service_healthy' },
+        migrate: { condition: 'service_completed_successfully' },
+      });
     });
   });
 

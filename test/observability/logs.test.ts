@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { nodeOrderFor } from '../../src/broker/broker-nodes.js';
 import { waitFor } from '../support/harness.js';
 import { purchase, TestWorld } from '../support/test-worker.js';
 import { type LogEntry, WorkerProcess } from '../support/worker-process.js';
@@ -11,6 +12,7 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 // The built files whose behaviour these tests prove; a build older than its source would prove nothing.
 const PROVEN_SOURCES = [
   'src/main.ts',
+  'src/broker/broker-nodes.ts',
   'src/observability/log-redaction.ts',
   'src/observability/observability.module.ts',
   'src/purchases/outcome.reporter.ts',
@@ -178,6 +180,34 @@ describe("the worker's JSON logs", () => {
       );
     }
     expect(await stop(debugWorker)).toBe(0);
+  });
+
+  it('moves on to the next node of a RABBITMQ_URL list when one refuses, and names the node in use', async () => {
+    const nodes = [`amqp://guest:${PASSWORD}@127.0.0.1:1`, 'amqp://guest:guest@127.0.0.1:5672'];
+    // A name whose list starts at the refusing node, so the worker has to move on.
+    let index = 0;
+    while (nodeOrderFor(nodes, `logs-cluster-${index}`)[0] !== nodes[0]) index += 1;
+    const onCluster = startWorker({
+      ...workerEnv,
+      RABBITMQ_URL: nodes.join(','),
+      WORKER_ID: `logs-cluster-${index}`,
+    });
+    started.push(onCluster);
+    await onCluster.waitUntilReady();
+    expect(onCluster.logEntries('broker nodes, in the order this worker tries them')[0]?.msg).toContain(
+      'amqp://guest:***@127.0.0.1:1, amqp://guest:***@127.0.0.1:5672',
+    );
+    expect(onCluster.logEntries('cannot connect to amqp://guest:***@127.0.0.1:1 (node 1 of 2)')).not.toEqual(
+      [],
+    );
+    expect(onCluster.logEntries('connected to amqp://guest:***@127.0.0.1:5672 (node 2 of 2)')).not.toEqual(
+      [],
+    );
+    const ready = (await (await fetch(`http://127.0.0.1:${onCluster.port}/ready`)).json()) as {
+      details: { rabbitmq: { node: string } };
+    };
+    expect(ready.details.rabbitmq.node).toBe('127.0.0.1:5672');
+    expect(await stop(onCluster)).toBe(0);
   });
 
   it('never writes a password from RABBITMQ_URL or DATABASE_URL, and shows the redacted URLs instead', async () => {

@@ -55,14 +55,20 @@ describe('health and readiness', () => {
     await postgres?.destroy();
   });
 
-  it('is live and ready while consuming with the database reachable', async () => {
+  it('is live and ready while consuming with the database reachable, naming the broker node in use', async () => {
     expect(await probe(worker, '/health')).toEqual({
       status: 200,
       body: expect.objectContaining({ status: 'ok' }),
     });
     const ready = await probe(worker, '/ready');
     expect(ready.status).toBe(200);
-    expect(ready.body.info?.rabbitmq).toEqual(expect.objectContaining({ status: 'up', state: 'consuming' }));
+    expect(ready.body.info?.rabbitmq).toEqual(
+      expect.objectContaining({
+        status: 'up',
+        state: 'consuming',
+        node: expect.stringMatching(/^[\w.-]+:\d+$/),
+      }),
+    );
     expect(ready.body.info?.database).toEqual(expect.objectContaining({ status: 'up' }));
   });
 

@@ -17,8 +17,8 @@ import {
   spawnAsUser,
 } from './private-server.js';
 
-const RABBITMQ_SERVER = '/usr/lib/rabbitmq/bin/rabbitmq-server';
-const RABBITMQCTL = '/usr/lib/rabbitmq/bin/rabbitmqctl';
+const RABBITMQ_BIN = '/usr/lib/rabbitmq/bin';
+const RABBITMQ_SERVER = `${RABBITMQ_BIN}/rabbitmq-server`;
 // Server and rabbitmqctl both run as `rabbitmq` with this HOME, so they share its Erlang cookie.
 const RABBITMQ_HOME = '/var/lib/rabbitmq';
 const PID_FILE = 'rabbitmq.pid';
@@ -58,12 +58,13 @@ export class PrivateRabbitMq extends PrivateServer {
     super(directory, port);
   }
 
-  static async start(): Promise<PrivateRabbitMq> {
+  /** Starts a node named `nodeName` (default a random `fsw-…@localhost`). */
+  static async start({ nodeName }: { nodeName?: string } = {}): Promise<PrivateRabbitMq> {
     const directory = await createServerDirectory(RABBITMQ_KIND);
     const broker = new PrivateRabbitMq(
       directory,
       await freeLocalPort(),
-      `fsw-${randomBytes(4).toString('hex')}@localhost`,
+      nodeName ?? `fsw-${randomBytes(4).toString('hex')}@localhost`,
       await freeLocalPort(),
     );
     return broker.setUpOrDestroy(async () => {
@@ -164,7 +165,15 @@ export class PrivateRabbitMq extends PrivateServer {
   }
 
   private rabbitmqctl(args: string[]): Promise<string> {
-    return runAsUser(RABBITMQ_KIND.user, RABBITMQCTL, ['-n', this.nodeName, ...args], {
+    return this.cli('rabbitmqctl', args);
+  }
+
+  /** Runs a RabbitMQ command-line tool against this node (`-n <node>`); resolves with its stdout. */
+  cli(
+    tool: 'rabbitmqctl' | 'rabbitmq-upgrade' | 'rabbitmq-queues' | 'rabbitmq-diagnostics',
+    args: string[],
+  ): Promise<string> {
+    return runAsUser(RABBITMQ_KIND.user, `${RABBITMQ_BIN}/${tool}`, ['-n', this.nodeName, ...args], {
       cwd: this.directory,
       environment: this.environment(),
     });
@@ -193,6 +202,11 @@ export class PrivateRabbitMq extends PrivateServer {
   async start(): Promise<void> {
     if (this.server) return;
     await this.startServer();
+  }
+
+  /** Kills the node with SIGKILL, as a crash or an OOM kill would; `start()` brings it back on its data. */
+  kill(): Promise<void> {
+    return this.killServer();
   }
 
   protected stopByForce(): Promise<void> {
