@@ -42,6 +42,30 @@ describe('AckCoalescer', () => {
     expect(acks.outstanding).toBe(0);
   });
 
+  it('holds acks behind a delivery in progress a moment, so batches committing out of order share one frame', async () => {
+    const { channel, acks } = setUp(6);
+    for (const tag of [4, 5, 6]) acks.ack(message(tag)); // the later batch commits first
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(channel.frames).toEqual([]);
+    for (const tag of [1, 2, 3]) acks.ack(message(tag));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(channel.frames).toEqual(['ack≤6']);
+  });
+
+  it('sends held acks one by one once the hold is over: a slow delivery does not keep them', async () => {
+    const channel = new RecordingChannel();
+    const acks = new AckCoalescer(channel, () => undefined, undefined, 5);
+    for (let tag = 1; tag <= 3; tag++) acks.received(tag);
+    acks.ack(message(2));
+    acks.ack(message(3));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(channel.frames).toEqual(['ack 2', 'ack 3']);
+    acks.ack(message(1));
+    acks.flush();
+    expect(channel.frames.slice(2)).toEqual(['ack≤1']);
+    expect(acks.outstanding).toBe(0);
+  });
+
   it('lets a run pass deliveries that were requeued or dead-lettered', () => {
     const { channel, acks } = setUp(4);
     acks.settled(2);

@@ -15,6 +15,8 @@ export class AckCoalescer {
   private readonly settledElsewhere = new Set<number>();
   private readonly toAck = new Map<number, Message>();
   private flushScheduled = false;
+  /** Set while acks behind an unsettled delivery wait for it (at most `holdMs`). */
+  private holdTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly channel: Pick<Channel, 'ack'>,
@@ -22,18 +24,26 @@ export class AckCoalescer {
     private readonly onAcksLost: (count: number, error: Error) => void,
     /** Told of every ack frame sent. */
     private readonly onFrameSent: () => void = () => undefined,
+    /**
+     * How long acks behind a delivery still in progress wait for it, in ms, so that batches committing out of
+     * order still go as one multiple-ack; past it they go one by one (a slow message must not hold them).
+     */
+    private readonly holdMs = 25,
   ) {}
 
   received(deliveryTag: number): void {
     this.window.push(deliveryTag);
   }
 
-  /** Queues an ack; it is sent before the next turn of the event loop. */
+  /**
+   * Queues an ack; it is sent before the next turn of the event loop, or, when an earlier delivery is still
+   * in progress, with that delivery's run or after `holdMs`, whichever comes first.
+   */
   ack(message: Message): void {
     this.toAck.set(message.fields.deliveryTag, message);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      setImmediate(() => this.flushOrReportLoss());
+      setImmediate(() => this.flushOrReportLoss(false));
     }
   }
 
@@ -44,7 +54,15 @@ export class AckCoalescer {
 
   /** Sends every queued ack now. Throws what amqplib throws when the channel has closed. */
   flush(): void {
+    this.send(true);
+  }
+
+  private send(all: boolean): void {
     this.flushScheduled = false;
+    if (all) {
+      clearTimeout(this.holdTimer);
+      this.holdTimer = undefined;
+    }
     if (this.toAck.size === 0) return;
     let lastOfRun: Message | undefined;
     while (this.head < this.window.length) {
@@ -63,6 +81,14 @@ export class AckCoalescer {
       this.channel.ack(lastOfRun, true);
       this.onFrameSent();
     }
+    if (!all && this.toAck.size > 0) {
+      // Behind a delivery still in progress: wait a moment for it, then go one by one.
+      this.holdTimer ??= setTimeout(() => {
+        this.holdTimer = undefined;
+        this.flushOrReportLoss(true);
+      }, this.holdMs);
+      return;
+    }
     // Acks behind a delivery still in progress go one by one: a slow message must not hold back the rest.
     for (const [tag, message] of this.toAck) {
       this.channel.ack(message);
@@ -72,10 +98,10 @@ export class AckCoalescer {
     this.toAck.clear();
   }
 
-  private flushOrReportLoss(): void {
+  private flushOrReportLoss(all: boolean): void {
     const pending = this.toAck.size;
     try {
-      this.flush();
+      this.send(all);
     } catch (error) {
       this.toAck.clear();
       this.onAcksLost(pending, error as Error);
