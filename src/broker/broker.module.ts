@@ -3,6 +3,7 @@ import { SETTINGS } from '../config/config.module.js';
 import type { Settings } from '../config/settings.js';
 import { WorkerMetrics } from '../observability/worker-metrics.js';
 import { OutcomeReporter } from '../purchases/outcome.reporter.js';
+import { PurchasePipeline } from '../purchases/purchase.pipeline.js';
 import { PurchasesModule } from '../purchases/purchases.module.js';
 import { PurchaseTransport } from './purchase.transport.js';
 import { QueueDepthMonitor } from './queue-depth.monitor.js';
@@ -13,9 +14,13 @@ import { QueueDepthMonitor } from './queue-depth.monitor.js';
   providers: [
     {
       provide: PurchaseTransport,
-      inject: [SETTINGS, WorkerMetrics, OutcomeReporter],
-      useFactory: (settings: Settings, metrics: WorkerMetrics, reporter: OutcomeReporter) =>
-        new PurchaseTransport(settings, metrics, reporter),
+      inject: [SETTINGS, WorkerMetrics, OutcomeReporter, PurchasePipeline],
+      useFactory: (
+        settings: Settings,
+        metrics: WorkerMetrics,
+        reporter: OutcomeReporter,
+        pipeline: PurchasePipeline,
+      ) => new PurchaseTransport(settings, metrics, reporter, pipeline),
     },
     {
       provide: QueueDepthMonitor,

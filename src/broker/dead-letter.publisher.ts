@@ -2,7 +2,7 @@ import type { ChannelWrapper } from 'amqp-connection-manager';
 import type { Message, Options } from 'amqplib';
 import { randomUUID } from 'node:crypto';
 import { safeProperty, safeText } from '../common/safe-text.js';
-import type { Rejection } from '../purchases/purchase.schema.js';
+import type { Rejection } from '../purchases/outcome.js';
 import type { Delivery } from './delivery.js';
 import { republishedProperties } from './message-properties.js';
 

@@ -2,9 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals
 import type { Channel, ConsumeMessage } from 'amqplib';
 import { Registry } from 'prom-client';
 import { WorkerMetrics } from '../observability/worker-metrics.js';
-import type { Outcome } from '../purchases/outcome.js';
-import type { MessageFacts, OutcomeReporter } from '../purchases/outcome.reporter.js';
-import type { Rejection } from '../purchases/purchase.schema.js';
+import type { MessageFacts, Outcome, OutcomeListener, Rejection } from '../purchases/outcome.js';
 import { type DeadLetterPublisher, UnroutablePublishError } from './dead-letter.publisher.js';
 import { AckCoalescer } from './ack-coalescer.js';
 import type { Delivery, LiveChannel } from './delivery.js';
@@ -74,7 +72,7 @@ describe('MessageSettler', () => {
           reported.push(outcome);
           sentFlags.push(facts.settled);
         },
-      } as unknown as OutcomeReporter,
+      } satisfies OutcomeListener,
       new WorkerMetrics(registry),
       { ...options, ...overrides },
     );

@@ -1,7 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type { WorkerMetrics } from '../observability/worker-metrics.js';
-import type { Outcome } from '../purchases/outcome.js';
-import type { OutcomeReporter } from '../purchases/outcome.reporter.js';
+import type { Outcome, OutcomeListener } from '../purchases/outcome.js';
 import { type DeadLetterPublisher, UnroutablePublishError } from './dead-letter.publisher.js';
 import type { Delivery } from './delivery.js';
 import { backoffDelayMs } from '../database/backoff.js';
@@ -41,7 +40,7 @@ export class MessageSettler {
 
   constructor(
     private readonly deadLetters: DeadLetterPublisher,
-    private readonly reporter: OutcomeReporter,
+    private readonly reporter: OutcomeListener,
     private readonly metrics: WorkerMetrics,
     private readonly options: SettlerOptions,
   ) {}

@@ -1,13 +1,11 @@
 import { Logger } from '@nestjs/common';
-import { type CustomTransportStrategy, type MessageHandler, Server } from '@nestjs/microservices';
+import { type CustomTransportStrategy, Server } from '@nestjs/microservices';
 import type { Channel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import amqp, { type AmqpConnectionManager, type ChannelWrapper } from 'amqp-connection-manager';
-import { isObservable, lastValueFrom } from 'rxjs';
 import { safeProperty } from '../common/safe-text.js';
 import type { Settings } from '../config/settings.js';
 import type { WorkerMetrics } from '../observability/worker-metrics.js';
-import type { Outcome } from '../purchases/outcome.js';
-import type { OutcomeReporter } from '../purchases/outcome.reporter.js';
+import type { MessageProcessor, Outcome, OutcomeListener } from '../purchases/outcome.js';
 import { BrokerNodes } from './broker-nodes.js';
 import { DeadLetterPublisher, type UnroutablePublishError } from './dead-letter.publisher.js';
 import { deliveryCountOf, type Delivery, type LiveChannel } from './delivery.js';
@@ -17,9 +15,6 @@ import { purchaseTopology } from './topology.js';
 import { TopologyDeclarer } from './topology.declarer.js';
 
 export type { ConsumerState } from './purchase-consumer.js';
-
-/** The pattern the purchase handler is registered under (`@EventPattern(PURCHASE_PATTERN)`). */
-export const PURCHASE_PATTERN = 'purchase';
 
 /** A queue a publish was returned from as unroutable, and since when. */
 export interface MissingQueue {
@@ -32,8 +27,8 @@ export interface MissingQueue {
  * default, wants a `{pattern, data}` envelope and does not drain on close. This one:
  * - keeps the broker connection and a confirm channel for dead letters and classic retries;
  * - runs the consumer (PurchaseConsumer: prefetch, passive queue checks, consume, pause, resume, re-consume);
- * - hands each raw message to the handler of PURCHASE_PATTERN and settles the outcome on the channel that
- *   delivered it (MessageSettler);
+ * - hands each raw message straight to the purchase pipeline (a MessageProcessor, no framework dispatch
+ *   per message) and settles the outcome on the channel that delivered it (MessageSettler);
  * - reports its state for /ready and /health, and a missing dead-letter queue.
  */
 export class PurchaseTransport extends Server implements CustomTransportStrategy {
@@ -49,13 +44,12 @@ export class PurchaseTransport extends Server implements CustomTransportStrategy
   private settler: MessageSettler | undefined;
   private redeclaring: Promise<void> | undefined;
   private missingQueue: MissingQueue | undefined;
-  // Resolved once: Nest's lookup normalises the pattern (a JSON.parse that throws) on every call.
-  private purchaseHandler: MessageHandler | undefined;
 
   constructor(
     private readonly settings: Settings,
     private readonly metrics: WorkerMetrics,
-    private readonly reporter: OutcomeReporter,
+    private readonly reporter: OutcomeListener,
+    private readonly processor: MessageProcessor,
   ) {
     super();
   }
@@ -288,13 +282,10 @@ export class PurchaseTransport extends Server implements CustomTransportStrategy
   }
 
   private async handle(delivery: Delivery): Promise<Outcome> {
-    this.purchaseHandler ??= this.getHandlerByPattern(PURCHASE_PATTERN) ?? undefined;
-    const handler = this.purchaseHandler;
-    if (!handler) return { kind: 'retry', error: new Error(`no handler registered for ${PURCHASE_PATTERN}`) };
     try {
-      const result: unknown = await handler(delivery.message);
-      return (isObservable(result) ? await lastValueFrom(result) : result) as Outcome;
+      return await this.processor.process(delivery.message);
     } catch (error) {
+      // The pipeline turns every known failure into an outcome; anything else goes back to the broker.
       return { kind: 'retry', error: error as Error };
     }
   }

@@ -1,19 +1,7 @@
 import { Logger, type OnApplicationShutdown } from '@nestjs/common';
 import type { AuditTrail } from '../audit/audit-trail.js';
 import type { WorkerMetrics } from '../observability/worker-metrics.js';
-import type { Outcome } from './outcome.js';
-
-/** What the reporter needs to know of the message an outcome belongs to. */
-export interface MessageFacts {
-  messageId: string | undefined;
-  deliveryTag: number;
-  deliveryCount: number;
-  /**
-   * Whether the ack, requeue or dead-letter reached the broker. When it did not (channel gone, shutdown), the
-   * message is counted as `failed` only: the broker redelivers it and it is counted again then.
-   */
-  settled: boolean;
-}
+import type { MessageFacts, Outcome, OutcomeListener } from './outcome.js';
 
 type SummarisedOutcome = Outcome['kind'];
 
@@ -25,7 +13,7 @@ export const OUTCOME_SUMMARY_INTERVAL_MS = 10_000;
  * (failures at warn), and at info one summary of the counts per interval with messages, so the info log
  * grows with time, not with traffic. The last summary is written at shutdown.
  */
-export class OutcomeReporter implements OnApplicationShutdown {
+export class OutcomeReporter implements OutcomeListener, OnApplicationShutdown {
   private readonly logger = new Logger('PurchaseOutcome');
   private counts = emptyCounts();
   private summaryStartedAt = 0;

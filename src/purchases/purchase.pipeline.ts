@@ -4,19 +4,13 @@ import type { Settings } from '../config/settings.js';
 import { DatabaseCircuitBreaker } from '../database/database.module.js';
 import { WorkerMetrics } from '../observability/worker-metrics.js';
 import { OrderWriter } from './order.writer.js';
-import type { Outcome } from './outcome.js';
+import type { IncomingMessage, MessageProcessor, Outcome } from './outcome.js';
 import { PurchaseBatcher } from './purchase-batcher.js';
 import { parsePurchase } from './purchase.schema.js';
 
-/** What the pipeline needs of a message: its body and declared content type. */
-export interface IncomingMessage {
-  content: Buffer;
-  properties: { contentType?: unknown };
-}
-
 /** The path of one purchase: validate, then batch and persist; the outcome says what became of it. */
 @Injectable()
-export class PurchasePipeline {
+export class PurchasePipeline implements MessageProcessor {
   readonly batcher: PurchaseBatcher;
 
   constructor(

@@ -5,12 +5,10 @@ import { WorkerAuditTrail } from '../audit/audit.module.js';
 import { WorkerMetrics } from '../observability/worker-metrics.js';
 import { OrderWriter } from './order.writer.js';
 import { OutcomeReporter } from './outcome.reporter.js';
-import { PurchaseController } from './purchase.controller.js';
 import { PurchasePipeline } from './purchase.pipeline.js';
 
 /** The purchase path: validate, batch, persist; and the reporting of each outcome. */
 @Module({
-  controllers: [PurchaseController],
   providers: [
     OrderWriter,
     PurchasePipeline,
