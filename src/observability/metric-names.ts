@@ -17,6 +17,7 @@ export const METRIC = {
   consumerPaused: 'flashsale_consumer_paused',
   circuitOpen: 'flashsale_db_circuit_open',
   ackFrames: 'flashsale_ack_frames_total',
+  buildInfo: 'flashsale_build_info',
 } as const;
 
 export const METRIC_NAMES: readonly string[] = Object.values(METRIC);
