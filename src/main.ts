@@ -1,7 +1,7 @@
 import 'reflect-metadata';
+import { readCommandLine } from './command-line.js';
 import { InvalidSettingsError, parseSettings, type Settings } from './config/settings.js';
 import { redactCredentials } from './observability/log-redaction.js';
-import { startWorker } from './worker.js';
 
 function readSettings(): Settings {
   try {
@@ -16,7 +16,10 @@ function readSettings(): Settings {
 }
 
 async function main(): Promise<void> {
+  readCommandLine();
   const settings = readSettings();
+  // Loaded after the command line and the settings: --help, --version and a bad setting answer at once.
+  const { startWorker } = await import('./worker.js');
   const worker = await startWorker(settings);
   const onSignal = (signal: NodeJS.Signals) => {
     // A second signal, or a shutdown stuck past its deadline, ends the process without acking anything more.

@@ -1,7 +1,57 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { type AddressInfo, connect, createServer } from 'node:net';
 import pg from 'pg';
-import { applyMigrations } from '../src/database/migrate.js';
+import { applyMigrations, MigrationError } from '../src/database/migrate.js';
 import { TEST_POSTGRES_URL, uniqueName } from './support/harness.js';
+
+/**
+ * A stand-in for PgBouncer in front of the test server: it forwards connections, but, like a pooler that lists
+ * only the application's databases, refuses any connection to `refused` with PgBouncer's own error. Records
+ * the database each connection asked for.
+ */
+async function startPooler(refused: string) {
+  const upstream = new URL(TEST_POSTGRES_URL);
+  const requested: string[] = [];
+  const server = createServer((client) => {
+    let startup = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      startup = Buffer.concat([startup, chunk]);
+      if (startup.length < 4 || startup.length < startup.readInt32BE(0)) return;
+      client.off('data', onData);
+      // StartupMessage: length, protocol version, then NUL-terminated key/value pairs.
+      const fields = startup.subarray(8, startup.readInt32BE(0)).toString('utf8').split('\0');
+      const database = fields[fields.indexOf('database') + 1] ?? '';
+      requested.push(database);
+      if (database === refused) {
+        const body = Buffer.from(`SFATAL\0C08P01\0Mno such database: ${database}\0\0`, 'utf8');
+        const header = Buffer.alloc(5);
+        header.write('E', 0);
+        header.writeInt32BE(body.length + 4, 1);
+        client.end(Buffer.concat([header, body]));
+        return;
+      }
+      const server = connect(Number(upstream.port || 5432), upstream.hostname, () => {
+        server.write(startup);
+        client.pipe(server).pipe(client);
+      });
+      server.on('error', () => client.destroy());
+      client.on('error', () => server.destroy());
+    };
+    client.on('data', onData);
+  });
+  await new Promise<void>((listening) => server.listen(0, '127.0.0.1', listening));
+  const { port } = server.address() as AddressInfo;
+  return {
+    requested,
+    url: (database: string) =>
+      Object.assign(new URL(TEST_POSTGRES_URL), {
+        hostname: '127.0.0.1',
+        port: String(port),
+        pathname: `/${database}`,
+      }).toString(),
+    close: () => new Promise((closed) => server.close(closed)),
+  };
+}
 
 describe('db:migrate', () => {
   const name = uniqueName('fsw_migrate');
@@ -51,5 +101,38 @@ describe('db:migrate', () => {
     } finally {
       await admin.query(`DROP DATABASE IF EXISTS "${concurrentName}" WITH (FORCE)`);
     }
+  });
+});
+
+describe('db:migrate behind a pooler that serves only the application database', () => {
+  const name = uniqueName('fsw_migrate_pooled');
+  const admin = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+  let pooler: Awaited<ReturnType<typeof startPooler>>;
+
+  beforeAll(async () => {
+    await admin.connect();
+    pooler = await startPooler('postgres');
+  });
+  afterAll(async () => {
+    await pooler.close();
+    await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+    await admin.end();
+  });
+
+  it('migrates an existing database without connecting to the maintenance database', async () => {
+    await admin.query(`CREATE DATABASE "${name}"`);
+    expect(await applyMigrations(pooler.url(name))).toEqual(['20261122000000_init']);
+    expect(await applyMigrations(pooler.url(name))).toEqual([]);
+    expect(pooler.requested.length).toBeGreaterThan(0);
+    expect(pooler.requested.filter((database) => database !== name)).toEqual([]);
+  });
+
+  it('says that a missing database cannot be created when the maintenance database is out of reach', async () => {
+    const missing = uniqueName('fsw_migrate_missing');
+    const failure = applyMigrations(pooler.url(missing));
+    await expect(failure).rejects.toBeInstanceOf(MigrationError);
+    await expect(failure).rejects.toThrow(`database "${missing}" does not exist and cannot be created`);
+    const created = await admin.query('SELECT 1 FROM pg_database WHERE datname = $1', [missing]);
+    expect(created.rowCount).toBe(0);
   });
 });

@@ -8,7 +8,8 @@ import { redactCredentials } from '../observability/log-redaction.js';
 /**
  * Applies `prisma/migrations/<stamp>_<name>/migration.sql` in order and records each in Prisma's own
  * `_prisma_migrations` ledger, so `prisma migrate deploy` (where the schema engine exists) and this offline
- * path agree on what has been applied. Creates the database first if it is missing.
+ * path agree on what has been applied. Creates the database first if it is missing (and only then connects to
+ * the server's maintenance database).
  */
 const MIGRATIONS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../../prisma/migrations');
 const SOURCE_MIGRATIONS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../prisma/migrations');
@@ -68,26 +69,53 @@ async function readMigrations(directory: string): Promise<MigrationFile[]> {
   );
 }
 
-/** Creates the database named in `databaseUrl` when it does not exist yet. */
-export async function ensureDatabase(databaseUrl: string): Promise<boolean> {
-  const target = new URL(databaseUrl);
-  const database = decodeURIComponent(target.pathname.slice(1));
+// SQLSTATE of a connection to a database that does not exist.
+const INVALID_CATALOG_NAME = '3D000';
+// The database every PostgreSQL server has, from which a missing one is created.
+const MAINTENANCE_DATABASE = 'postgres';
+
+/**
+ * A connection to the database named in `databaseUrl`, created first when the server says it does not exist.
+ * The target comes first: behind PgBouncer, or for a role without access to the maintenance database, only the
+ * target is reachable, and it usually exists already.
+ */
+async function connectCreatingIfMissing(databaseUrl: string): Promise<pg.Client> {
+  const database = decodeURIComponent(new URL(databaseUrl).pathname.slice(1));
   if (!database)
     throw new MigrationError(`DATABASE_URL names no database: ${redactCredentials(databaseUrl)}`);
-  const maintenance = new URL(databaseUrl);
-  maintenance.pathname = '/postgres';
-  const client = new pg.Client({ connectionString: maintenance.toString() });
-  await client.connect();
+  const client = new pg.Client({ connectionString: databaseUrl });
   try {
-    const existing = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [database]);
-    if (existing.rowCount) return false;
+    await client.connect();
+    return client;
+  } catch (error) {
+    if ((error as { code?: string }).code !== INVALID_CATALOG_NAME) throw error;
+  }
+  await createDatabase(databaseUrl, database);
+  const created = new pg.Client({ connectionString: databaseUrl });
+  await created.connect();
+  return created;
+}
+
+async function createDatabase(databaseUrl: string, database: string): Promise<void> {
+  const maintenance = new URL(databaseUrl);
+  maintenance.pathname = `/${MAINTENANCE_DATABASE}`;
+  const client = new pg.Client({ connectionString: maintenance.toString() });
+  try {
+    await client.connect();
+  } catch (error) {
+    throw new MigrationError(
+      `database "${database}" does not exist and cannot be created: no connection to the ${MAINTENANCE_DATABASE} database (${redactCredentials((error as Error).message)})`,
+      undefined,
+      { cause: error },
+    );
+  }
+  try {
     await client.query(`CREATE DATABASE "${database.replaceAll('"', '""')}"`).catch((error: unknown) => {
       // Another replica created it between our check and our CREATE: that is the state we wanted.
       // PostgreSQL reports that race as 42P04 (duplicate_database) or, mid-creation, 23505 on its catalog.
       const code = (error as { code?: string }).code;
       if (code !== '42P04' && code !== '23505') throw error;
     });
-    return true;
   } finally {
     await client.end();
   }
@@ -95,10 +123,8 @@ export async function ensureDatabase(databaseUrl: string): Promise<boolean> {
 
 /** Applies every pending migration; returns the names applied by this call. */
 export async function applyMigrations(databaseUrl: string): Promise<string[]> {
-  await ensureDatabase(databaseUrl);
   const migrations = await readMigrations(await migrationsDirectory());
-  const client = new pg.Client({ connectionString: databaseUrl });
-  await client.connect();
+  const client = await connectCreatingIfMissing(databaseUrl);
   try {
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
     await client.query(LEDGER_DDL);

@@ -21,6 +21,7 @@ export const METRIC = {
   ackFrames: 'flashsale_ack_frames_total',
   publishesReturned: 'flashsale_publishes_returned_total',
   queueMissing: 'flashsale_queue_missing',
+  buildInfo: 'flashsale_build_info',
 } as const;
 
 export const METRIC_NAMES: readonly string[] = Object.values(METRIC);

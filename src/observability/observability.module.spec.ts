@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { Writable } from 'node:stream';
 import { pino } from 'pino';
-import { workerLogOptions } from './observability.module.js';
+import { workerLogDestination, workerLogOptions } from './observability.module.js';
 
 /** A pino logger with the worker's options, writing its lines into an array. */
 function capturedLogger(level: 'info' | 'debug' = 'info') {
@@ -26,6 +26,15 @@ describe("the worker's log options", () => {
     expect(lines).toEqual([
       expect.objectContaining({ level: 'info', worker: 'worker-7', saleId: 'sale-1', msg: 'http listening' }),
     ]);
+  });
+
+  it('stamps each line with an ISO 8601 time', () => {
+    const { logger, lines } = capturedLogger();
+    const before = Date.now();
+    logger.info('consuming');
+    const time = lines[0]?.time as string;
+    expect(time).toMatch(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/);
+    expect(Date.parse(time)).toBeGreaterThanOrEqual(before - 1);
   });
 
   it('drops lines below the configured level', () => {
@@ -81,5 +90,44 @@ describe("the worker's log options", () => {
     expect(err.type).toBe('TypeError');
     expect(err.message).toBe('outer: inner');
     expect(err.stack).toContain('caused by: RangeError: inner');
+  });
+});
+
+/** A stand-in for process.stdout, on a terminal or not, that keeps what is written to it. */
+function fakeStdout(isTTY: boolean) {
+  const written: string[] = [];
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      written.push(chunk.toString('utf8'));
+      done();
+    },
+  });
+  return {
+    stream: Object.assign(stream, { isTTY, hasColors: () => false }) as unknown as NodeJS.WriteStream,
+    written,
+  };
+}
+
+describe("the worker's log destination", () => {
+  it("leaves JSON lines (pino's own stdout) when stdout is not a terminal", () => {
+    expect(workerLogDestination(fakeStdout(false).stream)).toBeUndefined();
+  });
+
+  it('writes readable lines with the time, level, worker and message on a terminal', async () => {
+    const stdout = fakeStdout(true);
+    const destination = workerLogDestination(stdout.stream);
+    expect(destination).toBeDefined();
+    const logger = pino(workerLogOptions({ LOG_LEVEL: 'info', WORKER_ID: 'worker-7' }), destination);
+    logger.warn({ saleId: 'sale-1' }, `broker away: amqp://guest:${PASSWORD}@h`);
+    const deadline = Date.now() + 2000;
+    while (!stdout.written.join('').includes('\n') && Date.now() < deadline) {
+      await new Promise((tick) => setImmediate(tick));
+    }
+    const [line = '', ...details] = stdout.written.join('').split('\n');
+    expect(line).toMatch(
+      /^\[\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z\] WARN: worker-7 broker away: amqp:\/\/guest:\*\*\*@h$/,
+    );
+    expect(details.join('\n')).toContain('saleId: "sale-1"');
+    expect(stdout.written.join('')).not.toContain(PASSWORD);
   });
 });

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { BUILD_INFO, type BuildInfo } from './build-info.js';
 import { METRIC } from './metric-names.js';
 
 export type CountedOutcome = 'confirmed' | 'duplicate' | 'rejected' | 'retried' | 'failed';
@@ -28,8 +29,18 @@ export class WorkerMetrics {
   private readonly queueMissing: Gauge<'queue'>;
   private readonly outcomeCounters: Record<CountedOutcome, { inc(count: number): void }>;
 
-  constructor(private readonly registry: Registry) {
+  constructor(
+    private readonly registry: Registry,
+    build: BuildInfo = BUILD_INFO,
+  ) {
     const registers = [registry];
+    // Always 1: the labels are the point (which version runs where; `count by (version)` during a rollout).
+    new Gauge({
+      name: METRIC.buildInfo,
+      help: 'Version of this worker (package.json) and of the Node running it; the value is always 1.',
+      labelNames: ['version', 'node'],
+      registers,
+    }).set({ version: build.version, node: build.node }, 1);
     this.messages = new Counter({
       name: METRIC.messages,
       help: 'Messages by outcome: confirmed, duplicate, rejected, retried (requeued); failed = its ack/nack could not be sent (channel gone, shutdown) and the broker redelivers it.',

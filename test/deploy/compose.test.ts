@@ -25,6 +25,7 @@ interface Service {
   stop_grace_period?: string;
   restart?: string;
   volumes?: string[];
+  deploy?: { replicas?: number | string };
 }
 
 const compose = parse(readFileSync(resolve(ROOT, 'docker-compose.yml'), 'utf8')) as {
@@ -127,6 +128,8 @@ describe('docker-compose.yml', () => {
       loadtest: ['loadtest'],
       prometheus: ['monitoring'],
       grafana: ['monitoring'],
+      'dev-rabbitmq': ['dev'],
+      'dev-postgres': ['dev'],
       'rabbitmq-1': ['cluster'],
       'rabbitmq-2': ['cluster'],
       'rabbitmq-3': ['cluster'],
@@ -211,5 +214,80 @@ describe('docker-compose.yml', () => {
         }
       }
     }
+  });
+
+  it('keeps the number of workers across every `up`: WORKERS sets deploy.replicas, documented commands never --scale', () => {
+    expect(worker.deploy?.replicas).toMatch(/^\$\{WORKERS:-\d+\}$/);
+    expect(Number(interpolateDefaults(String(worker.deploy?.replicas)))).toBeGreaterThanOrEqual(1);
+    const documents = ['README.md', 'docs/deployment.md', 'docker-compose.yml'];
+    const scaling = documents.flatMap((document) =>
+      readFileSync(resolve(ROOT, document), 'utf8')
+        .split('\n')
+        .filter((line) => /docker compose\b.*\bup\b.*--scale/.test(line))
+        .map((line) => `${document}: ${line.trim()}`),
+    );
+    expect(scaling).toEqual([]);
+  });
+
+  it("scrapes RabbitMQ's own metrics (rabbitmq_prometheus on 15692) beside the workers'", () => {
+    const rabbitmq = service('rabbitmq');
+    const plugins = (rabbitmq.volumes ?? []).find((volume) =>
+      volume.includes(':/etc/rabbitmq/enabled_plugins'),
+    );
+    expect(plugins).toBeDefined();
+    const pluginsFile = resolve(ROOT, (plugins ?? '').split(':')[0] ?? '');
+    expect(readFileSync(pluginsFile, 'utf8')).toMatch(/^\[[^\]]*\brabbitmq_prometheus\b[^\]]*\]\.\s*$/);
+    expect(rabbitmq.expose).toContain('15692');
+    const prometheus = parse(readFileSync(resolve(ROOT, 'deploy/prometheus/prometheus.yml'), 'utf8')) as {
+      scrape_configs: { job_name: string; static_configs?: { targets: string[] }[] }[];
+    };
+    const targets = prometheus.scrape_configs.flatMap((scrape) =>
+      (scrape.static_configs ?? []).flatMap((config) => config.targets),
+    );
+    expect(targets).toContain('rabbitmq:15692');
+  });
+});
+
+describe('docker-compose.yml, profile dev', () => {
+  const defaults = settingsSchema.parse({});
+  const rabbitmqUrl = new URL(defaults.RABBITMQ_URL);
+  const postgresUrl = new URL(defaults.DATABASE_URL);
+  const published = (name: string) =>
+    (service(name).ports ?? []).map((port) => interpolateDefaults(String(port)));
+
+  it("publishes RabbitMQ where the worker's and the tests' default RABBITMQ_URL looks, on loopback only", () => {
+    expect(published('dev-rabbitmq')).toContain(`${rabbitmqUrl.hostname}:${rabbitmqUrl.port}:5672`);
+    for (const port of published('dev-rabbitmq')) expect(port).toMatch(/^127\.0\.0\.1:/);
+  });
+
+  it('lets the default guest user in through the published port', () => {
+    expect(decodeURIComponent(rabbitmqUrl.username)).toBe('guest');
+    const mounted = (service('dev-rabbitmq').volumes ?? []).filter((volume) =>
+      volume.includes(':/etc/rabbitmq/conf.d/'),
+    );
+    const config = mounted
+      .map((volume) => readFileSync(resolve(ROOT, volume.split(':')[0] ?? ''), 'utf8'))
+      .join('\n');
+    expect(config).toMatch(/^loopback_users\.guest\s*=\s*false$/m);
+  });
+
+  it('publishes PostgreSQL where the default DATABASE_URL looks, with its user and no password, on loopback only', () => {
+    const postgres = service('dev-postgres');
+    expect(published('dev-postgres')).toEqual([`${postgresUrl.hostname}:${postgresUrl.port}:5432`]);
+    expect(postgresUrl.hostname).toBe('127.0.0.1');
+    expect(postgresUrl.username).toBe('postgres');
+    expect(postgres.environment).toMatchObject({
+      POSTGRES_HOST_AUTH_METHOD: 'trust',
+      POSTGRES_DB: postgresUrl.pathname.slice(1),
+    });
+    expect(postgres.environment?.POSTGRES_USER ?? 'postgres').toBe('postgres');
+  });
+
+  it("keeps its data apart from the fleet's broker and database", () => {
+    const named = (name: string) => (service(name).volumes ?? []).filter((volume) => !volume.startsWith('.'));
+    const fleet = [...named('rabbitmq'), ...named('postgres')].map((volume) => volume.split(':')[0]);
+    const dev = [...named('dev-rabbitmq'), ...named('dev-postgres')].map((volume) => volume.split(':')[0]);
+    expect(dev.length).toBe(2);
+    expect(dev.filter((volume) => fleet.includes(volume))).toEqual([]);
   });
 });

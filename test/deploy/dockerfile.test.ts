@@ -88,7 +88,7 @@ describe('Dockerfile', () => {
       }
     ).scripts;
     expect(args(buildStage, 'COPY')[0]).toBe('package.json package-lock.json ./');
-    expect(args(buildStage, 'RUN')).toContainEqual(expect.stringMatching(/^npm (ci|install)\b(?!.*--omit)/));
+    expect(args(buildStage, 'RUN')).toContainEqual(expect.stringMatching(/^npm ci\b(?!.*--omit)/));
     expect(args(buildStage, 'RUN')).toContain('npm run build');
     // `npm run build` is what runs prisma generate: make sure it still does.
     expect(scripts.build).toMatch(/npm run prisma:generate/);
@@ -98,8 +98,43 @@ describe('Dockerfile', () => {
   it('installs production dependencies only in the final stage', () => {
     const installs = args(runtime, 'RUN').filter((run) => /\bnpm (ci|install|i)\b/.test(run));
     expect(installs).toHaveLength(1);
-    expect(installs[0]).toMatch(/^npm (ci|install) --omit=dev --omit=optional\b/);
+    expect(installs[0]).toMatch(/^npm ci --omit=dev --omit=optional\b/);
     expect(args(runtime, 'COPY')).toContain('package.json package-lock.json ./');
+  });
+
+  it('installs exactly what package-lock.json lists, in every stage', () => {
+    const installs = stages
+      .flatMap((stage) => args(stage, 'RUN'))
+      .filter((run) => /\bnpm (ci|install|i)\b/.test(run));
+    expect(installs.length).toBeGreaterThanOrEqual(2);
+    for (const install of installs) expect(install).toMatch(/^npm ci\b/);
+  });
+
+  it('needs no frontend image from a registry: no `# syntax=` directive', () => {
+    expect(dockerfile).not.toMatch(/^#\s*syntax\s*=/im);
+  });
+
+  it('builds and runs on Node 24 LTS, the Node of package.json engines and .nvmrc', () => {
+    const imageArgument = /^ARG NODE_IMAGE=(\S+)$/m.exec(dockerfile)?.[1];
+    expect(imageArgument).toMatch(/^node:24(\.\d+)*-/);
+    for (const stage of stages) expect(stage.from).toBe('${NODE_IMAGE}');
+    const { engines } = JSON.parse(readFileSync(resolve(ROOT, 'package.json'), 'utf8')) as {
+      engines: { node: string };
+    };
+    expect(engines.node).toMatch(/^>=24(\.\d+)*$/);
+    expect(readFileSync(resolve(ROOT, '.nvmrc'), 'utf8').trim()).toBe('24');
+  });
+
+  it('keeps a Node binary out of the dependencies: production installs bring none', () => {
+    const manifest = JSON.parse(readFileSync(resolve(ROOT, 'package.json'), 'utf8')) as Record<
+      string,
+      Record<string, string> | undefined
+    >;
+    const kinds = ['dependencies', 'devDependencies', 'optionalDependencies', 'peerDependencies'];
+    const nodeBinaries = kinds.flatMap((kind) =>
+      Object.keys(manifest[kind] ?? {}).filter((name) => /^node(-\w+)*-(x64|arm64)$|^node$/.test(name)),
+    );
+    expect(nodeBinaries).toEqual([]);
   });
 
   it('ships the compiled worker, the migrations and package.json (for "type": "module")', () => {
@@ -144,7 +179,7 @@ describe('Dockerfile', () => {
   });
 
   it('keeps local builds, dependencies and secrets out of the build context', () => {
-    for (const path of ['node_modules', 'dist', 'src/generated', '.env', '.git']) {
+    for (const path of ['node_modules', 'dist', 'src/generated', '.env', '.git', '.tools']) {
       expect({ path, ignoredBy: ignoredBy(dockerignore, path) }).toEqual({ path, ignoredBy: path });
     }
   });

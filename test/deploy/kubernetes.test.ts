@@ -1,11 +1,13 @@
 import { describe, expect, it } from '@jest/globals';
+import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { settingsSchema } from '../../src/config/settings.js';
 
 /** The kustomize manifests under deploy/k8s, read as data (no cluster needed). */
-const K8S = resolve(import.meta.dirname, '../../deploy/k8s');
+const ROOT = resolve(import.meta.dirname, '../..');
+const K8S = resolve(ROOT, 'deploy/k8s');
 // main.ts forces an exit this long after SHUTDOWN_DEADLINE_MS; the kubelet must not SIGKILL before then.
 const SHUTDOWN_WATCHDOG_MARGIN_S = 2;
 // PostgreSQL's default max_connections, less a few for superuser, migrations and operators.
@@ -43,9 +45,14 @@ interface PodTemplate {
 }
 /** The fields of each kind these checks read. */
 interface Specs {
-  Deployment: { replicas: number; selector: { matchLabels: Labels }; template: PodTemplate };
+  Deployment: { replicas?: number; selector: { matchLabels: Labels }; template: PodTemplate };
   Job: { template: PodTemplate };
-  PodDisruptionBudget: { minAvailable?: number; maxUnavailable?: number; selector: { matchLabels: Labels } };
+  PodDisruptionBudget: {
+    minAvailable?: number;
+    maxUnavailable?: number;
+    unhealthyPodEvictionPolicy?: string;
+    selector: { matchLabels: Labels };
+  };
   Service: { selector: Labels; ports: { port: number; targetPort: number | string }[] };
   ScaledObject: {
     scaleTargetRef: { apiVersion?: string; kind?: string; name: string };
@@ -64,18 +71,68 @@ interface Manifest {
   stringData?: Record<string, string>;
 }
 
-const kustomization = parseAllDocuments(
-  readFileSync(resolve(K8S, 'kustomization.yaml'), 'utf8'),
-)[0]!.toJS() as {
+interface Generator {
+  name: string;
+  envs?: string[];
+}
+interface Kustomization {
   resources: string[];
+  components?: string[];
+  replicas?: { name: string; count: number }[];
+  configMapGenerator?: Generator[];
+  secretGenerator?: Generator[];
+  configurations?: string[];
   images?: { name: string; newName?: string; newTag?: string }[];
-};
-const manifests: Manifest[] = kustomization.resources.flatMap((file) =>
-  parseAllDocuments(readFileSync(resolve(K8S, file), 'utf8')).map((document) => document.toJS() as Manifest),
-);
+}
 
-function only(kind: string): Manifest {
-  const found = manifests.filter((manifest) => manifest.kind === kind);
+const readYaml = (path: string) =>
+  parseAllDocuments(readFileSync(path, 'utf8')).map((document) => document.toJS() as unknown);
+
+/** `KEY=value` lines as kustomize reads an env file: `#` lines are comments, the value is the rest of the line. */
+function readEnvFile(path: string): Record<string, string> {
+  const entries = readFileSync(path, 'utf8')
+    .split(/\r?\n/)
+    .filter((line) => line.trim() && !line.trimStart().startsWith('#'))
+    .map((line) => {
+      const separator = line.indexOf('=');
+      if (separator < 1) throw new Error(`${path}: not KEY=value: ${line}`);
+      return [line.slice(0, separator), line.slice(separator + 1)] as const;
+    });
+  return Object.fromEntries(entries);
+}
+
+const kustomization = readYaml(resolve(K8S, 'kustomization.yaml'))[0] as Kustomization;
+const [configGenerator] = kustomization.configMapGenerator ?? [];
+const [secretGenerator] = kustomization.secretGenerator ?? [];
+// secrets.env holds the real URLs and is git-ignored; its example file stands in for it here.
+const SECRETS_ENV = secretGenerator?.envs?.[0] ?? '<none>';
+const SECRETS_EXAMPLE = `${SECRETS_ENV}.example`;
+const generated: Manifest[] = [
+  {
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name: configGenerator?.name ?? '<none>' },
+    data: Object.assign({}, ...(configGenerator?.envs ?? []).map((file) => readEnvFile(resolve(K8S, file)))),
+  },
+  {
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name: secretGenerator?.name ?? '<none>' },
+    stringData: readEnvFile(resolve(K8S, SECRETS_EXAMPLE)),
+  },
+];
+const manifests: Manifest[] = [
+  ...kustomization.resources.flatMap((file) => readYaml(resolve(K8S, file)) as Manifest[]),
+  ...generated,
+];
+// The optional component for the Prometheus Operator (ServiceMonitor, PrometheusRule).
+const OPERATOR_COMPONENT = resolve(K8S, 'prometheus-operator');
+const operatorManifests = (
+  readYaml(resolve(OPERATOR_COMPONENT, 'kustomization.yaml'))[0] as { kind: string; resources: string[] }
+).resources.flatMap((file) => readYaml(resolve(OPERATOR_COMPONENT, file)) as Manifest[]);
+
+function only(kind: string, among: Manifest[] = manifests): Manifest {
+  const found = among.filter((manifest) => manifest.kind === kind);
   if (found.length !== 1) throw new Error(`expected one ${kind} in deploy/k8s, found ${found.length}`);
   return found[0]!;
 }
@@ -141,9 +198,14 @@ describe('deploy/k8s', () => {
     });
   });
 
-  it('runs three replicas whose pods the Deployment selects', () => {
-    expect(deploymentSpec.replicas).toBe(3);
+  it('selects the pods of its template', () => {
     expect(labelsMatch(deploymentSpec.selector.matchLabels, podLabels)).toBe(true);
+  });
+
+  it('leaves the number of pods to KEDA: no replicas on the Deployment it scales, nor in kustomization', () => {
+    expect(specOf('ScaledObject').scaleTargetRef.name).toBe(deployment.metadata.name);
+    expect(deploymentSpec.replicas).toBeUndefined();
+    expect(kustomization.replicas ?? []).toEqual([]);
   });
 
   it('waits longer than the shutdown deadline before killing a draining worker', () => {
@@ -193,6 +255,10 @@ describe('deploy/k8s', () => {
     expect(labelsMatch(budget.selector.matchLabels, specOf('Job').template.metadata.labels)).toBe(false);
   });
 
+  it('lets a node drain evict unready workers: a database outage makes them all unready at once', () => {
+    expect(specOf('PodDisruptionBudget').unhealthyPodEvictionPolicy).toBe('AlwaysAllow');
+  });
+
   it('exposes the metrics port of the worker pods through a Service', () => {
     const service = specOf('Service');
     expect(labelsMatch(service.selector, podLabels)).toBe(true);
@@ -222,7 +288,7 @@ describe('deploy/k8s', () => {
     expect(scaledObject.apiVersion).toBe('keda.sh/v1alpha1');
     expect(scaling.scaleTargetRef).toMatchObject({ kind: 'Deployment', name: deployment.metadata.name });
     expect(scaling.minReplicaCount).toBeGreaterThanOrEqual(1);
-    expect(scaling.maxReplicaCount).toBeGreaterThanOrEqual(deploymentSpec.replicas);
+    expect(scaling.maxReplicaCount).toBeGreaterThanOrEqual(scaling.minReplicaCount);
     const [trigger] = scaling.triggers;
     expect(trigger).toMatchObject({
       type: 'rabbitmq',
@@ -239,5 +305,80 @@ describe('deploy/k8s', () => {
   it('keeps the largest fleet within the connections PostgreSQL allows', () => {
     const { maxReplicaCount } = specOf('ScaledObject');
     expect(maxReplicaCount * settings.DB_POOL_SIZE).toBeLessThanOrEqual(POSTGRES_CONNECTIONS_FOR_WORKERS);
+  });
+
+  it('generates the ConfigMap from an env file, so a change of settings rolls the pods', () => {
+    const listed = kustomization.resources.flatMap((file) => readYaml(resolve(K8S, file)) as Manifest[]);
+    expect(listed.filter((manifest) => manifest.kind === 'ConfigMap')).toEqual([]);
+    expect(configGenerator?.envs?.length).toBeGreaterThan(0);
+    expect(Object.keys(config).length).toBeGreaterThan(0);
+  });
+
+  it('generates the Secret from a git-ignored env file and ships only an example with placeholders', () => {
+    const listed = kustomization.resources.flatMap((file) => readYaml(resolve(K8S, file)) as Manifest[]);
+    expect(listed.filter((manifest) => manifest.kind === 'Secret')).toEqual([]);
+    for (const file of kustomization.resources) {
+      expect({ file, placeholder: /CHANGE_ME/.test(readFileSync(resolve(K8S, file), 'utf8')) }).toEqual({
+        file,
+        placeholder: false,
+      });
+    }
+    expect(secretGenerator?.envs).toEqual([SECRETS_ENV]);
+    const ignored = spawnSync('git', ['check-ignore', '-q', `deploy/k8s/${SECRETS_ENV}`], { cwd: ROOT });
+    expect({ file: SECRETS_ENV, ignored: ignored.status === 0 }).toEqual({
+      file: SECRETS_ENV,
+      ignored: true,
+    });
+    expect(existsSync(resolve(K8S, SECRETS_EXAMPLE))).toBe(true);
+    expect(
+      spawnSync('git', ['check-ignore', '-q', `deploy/k8s/${SECRETS_EXAMPLE}`], { cwd: ROOT }).status,
+    ).toBe(1);
+  });
+
+  it("points KEDA's TriggerAuthentication at the generated Secret, whose name kustomize suffixes", () => {
+    const configurations = (kustomization.configurations ?? []).flatMap(
+      (file) => readYaml(resolve(K8S, file)) as { nameReference?: unknown[] }[],
+    );
+    expect(configurations.flatMap((configuration) => configuration.nameReference ?? [])).toContainEqual(
+      expect.objectContaining({
+        kind: 'Secret',
+        fieldSpecs: [
+          expect.objectContaining({ kind: 'TriggerAuthentication', path: 'spec/secretTargetRef/name' }),
+        ],
+      }),
+    );
+  });
+});
+
+describe('deploy/k8s/prometheus-operator', () => {
+  it('is a kustomize component that deploy/k8s offers', () => {
+    const component = readYaml(resolve(OPERATOR_COMPONENT, 'kustomization.yaml'))[0] as { kind: string };
+    expect(component.kind).toBe('Component');
+    expect(readFileSync(resolve(K8S, 'kustomization.yaml'), 'utf8')).toMatch(
+      /^#?\s*-\s*prometheus-operator$/m,
+    );
+  });
+
+  it('scrapes the metrics Service of the workers as job flashsale-worker, the job of the alert rules', () => {
+    const monitor = only('ServiceMonitor', operatorManifests);
+    const service = only('Service');
+    const spec = monitor.spec as {
+      jobLabel?: string;
+      selector: { matchLabels: Labels };
+      endpoints: { port: string; path?: string }[];
+    };
+    expect(monitor.apiVersion).toBe('monitoring.coreos.com/v1');
+    expect(labelsMatch(spec.selector.matchLabels, service.metadata.labels ?? {})).toBe(true);
+    expect(service.metadata.labels?.[spec.jobLabel ?? '']).toBe('flashsale-worker');
+    const servicePorts = (service.spec as Specs['Service']).ports as { name?: string }[];
+    expect(spec.endpoints).toEqual([expect.objectContaining({ path: '/metrics' })]);
+    expect(servicePorts.map((port) => port.name)).toContain(spec.endpoints[0]?.port);
+  });
+
+  it('holds the alert rules of deploy/prometheus/alerts.yml as a PrometheusRule', () => {
+    const rule = only('PrometheusRule', operatorManifests);
+    const alerts = readYaml(resolve(K8S, '../prometheus/alerts.yml'))[0] as { groups: unknown[] };
+    expect(rule.apiVersion).toBe('monitoring.coreos.com/v1');
+    expect((rule.spec as { groups: unknown[] }).groups).toEqual(alerts.groups);
   });
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { readFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse } from 'yaml';
 import { MESSAGE_OUTCOMES, METRIC_NAMES } from '../../src/observability/metric-names.js';
@@ -37,12 +37,23 @@ function isExported(name: string): boolean {
   );
 }
 
+/** The anchors GitHub gives a Markdown document's headings: lower case, punctuation dropped, spaces as dashes. */
+function headingAnchors(markdown: string): string[] {
+  return [...markdown.matchAll(/^#{1,6}\s+(.+)$/gm)].map(([, heading = '']) =>
+    heading
+      .trim()
+      .toLowerCase()
+      .replace(/[^\p{L}\p{N}\s_-]/gu, '')
+      .replace(/\s/g, '-'),
+  );
+}
+
 interface AlertRule {
   alert: string;
   expr: string;
   for?: string;
   labels?: { severity?: string };
-  annotations?: { summary?: string };
+  annotations?: { summary?: string; runbook_url?: string };
 }
 interface Panel {
   type: string;
@@ -117,6 +128,19 @@ describe('deploy/prometheus/alerts.yml', () => {
       'flashsale_audit_events_dropped_total',
     ]);
     expect(metricsIn(rule('FlashsaleWorkerDown')?.expr ?? '')).toEqual(['up']);
+  });
+
+  it('links every rule to its runbook: a section of a document in this repository', () => {
+    const broken = rules.flatMap((candidate) => {
+      const url = candidate.annotations?.runbook_url ?? '';
+      const [path = '', anchor = ''] = url.split('#');
+      const file = resolve(DEPLOY, '..', path);
+      if (!path || !anchor || !existsSync(file)) return [`${candidate.alert}: ${url || 'no runbook_url'}`];
+      return headingAnchors(readFileSync(file, 'utf8')).includes(anchor)
+        ? []
+        : [`${candidate.alert}: ${url}`];
+    });
+    expect(broken).toEqual([]);
   });
 
   it('is the rule file the compose Prometheus loads, for the job that scrapes the workers', () => {

@@ -84,12 +84,16 @@ describe("the worker's JSON logs", () => {
     await world?.close();
   });
 
-  it('writes every stdout line as one JSON object with level, time, worker and message', async () => {
+  it('writes every stdout line as one JSON object with level, ISO 8601 time, worker and message', async () => {
     expect(await httpPortOf(worker)).toBeGreaterThan(0);
     expect(worker.stdoutNotJson).toEqual([]);
     for (const line of worker.entries) {
       expect(line).toEqual(
-        expect.objectContaining({ level: expect.any(String), time: expect.any(Number), worker: 'logs-info' }),
+        expect.objectContaining({
+          level: expect.any(String),
+          time: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/),
+          worker: 'logs-info',
+        }),
       );
       expect(typeof line.msg).toBe('string');
     }

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { METRIC, METRIC_NAMES } from '../../src/observability/metric-names.js';
 import type { RunningWorker } from '../../src/worker.js';
 import { waitFor } from '../support/harness.js';
@@ -152,6 +153,14 @@ describe('the /metrics endpoint after a known workload of 40 new purchases, 10 d
   it("exports Node's default process metrics beside the worker's own", () => {
     expect(metrics.value('process_resident_memory_bytes')).toBeGreaterThan(0);
     expect(metrics.families.get('nodejs_eventloop_lag_seconds')).toBe('gauge');
+  });
+
+  it('says which version runs, on which Node, as flashsale_build_info with the value 1', () => {
+    const { version } = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as {
+      version: string;
+    };
+    const build = metrics.samples.filter((sample) => sample.name === METRIC.buildInfo);
+    expect(build).toEqual([{ name: METRIC.buildInfo, labels: { version, node: process.version }, value: 1 }]);
   });
 
   it('declares every metric name of the contract, each with its type', () => {

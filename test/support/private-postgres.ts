@@ -1,3 +1,4 @@
+import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   createServerDirectory,
@@ -12,7 +13,20 @@ import {
   signalAndWait,
 } from './private-server.js';
 
-const POSTGRES_BIN = '/usr/lib/postgresql/15/bin';
+const POSTGRES_LIB = '/usr/lib/postgresql';
+
+/** The newest PostgreSQL installed from Debian's or Ubuntu's packages (15 on Debian 12, 16 on Ubuntu 24.04). */
+function newestPostgresBin(): string {
+  const versions = existsSync(POSTGRES_LIB)
+    ? readdirSync(POSTGRES_LIB).filter(
+        (entry) => /^\d+$/.test(entry) && existsSync(join(POSTGRES_LIB, entry, 'bin/initdb')),
+      )
+    : [];
+  const newest = versions.sort((a, b) => Number(b) - Number(a))[0] ?? '15';
+  return join(POSTGRES_LIB, newest, 'bin');
+}
+
+const POSTGRES_BIN = newestPostgresBin();
 const START_TIMEOUT_S = 30;
 
 /** A PostgreSQL start or stop that failed; the message carries the tail of the server's log. */
@@ -34,8 +48,9 @@ const POSTGRES_KIND: PrivateServerKind = {
 };
 
 /**
- * A PostgreSQL 15 server of its own (own port, data directory and socket directory in a temp dir, trust auth
- * for `postgres`) that a test may stop and start at will without touching the shared server on 5432.
+ * A PostgreSQL server of its own (the newest version installed; own port, data directory and socket directory
+ * in a temp dir, trust auth for `postgres`) that a test may stop and start at will without touching the shared
+ * server on 5432.
  */
 export class PrivatePostgres extends PrivateServer {
   private running = false;

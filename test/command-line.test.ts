@@ -1,0 +1,59 @@
+import { describe, expect, it } from '@jest/globals';
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { settingsSchema } from '../src/config/settings.js';
+import { WORKER_MAIN } from './support/worker-process.js';
+
+const PROJECT_ROOT = resolve(import.meta.dirname, '..');
+
+/** The built worker's command line, as an operator meets it: `node dist/src/main.js --help`. */
+const run = (...args: string[]) =>
+  promisify(execFile)(process.execPath, [WORKER_MAIN, ...args], {
+    cwd: PROJECT_ROOT,
+    timeout: 10_000,
+    // Nothing to connect to: an option that started the worker would fail instead of answering.
+    env: { ...process.env, RABBITMQ_URL: 'amqp://127.0.0.1:1', DATABASE_URL: 'postgresql://127.0.0.1:1/x' },
+  }).then(
+    ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+    (error: { code: number; stdout: string; stderr: string }) => error,
+  );
+
+const { version } = JSON.parse(readFileSync(resolve(PROJECT_ROOT, 'package.json'), 'utf8')) as {
+  version: string;
+};
+
+describe('the worker command line', () => {
+  it.each(['--version', '-v'])(
+    'prints the version of package.json and of Node for %s, and exits 0',
+    async (flag) => {
+      const result = await run(flag);
+      expect({ code: result.code, stdout: result.stdout }).toEqual({
+        code: 0,
+        stdout: `${version} (Node ${process.version})\n`,
+      });
+    },
+  );
+
+  it.each(['--help', '-h'])(
+    'prints its usage and every setting it reads for %s, and exits 0',
+    async (flag) => {
+      const result = await run(flag);
+      expect(result.code).toBe(0);
+      expect(result.stdout).toMatch(/^Usage: flashsale-worker \[options\]/);
+      for (const setting of Object.keys(settingsSchema.in.shape)) expect(result.stdout).toContain(setting);
+    },
+  );
+
+  it('refuses an unknown option or argument with exit code 1 and says which', async () => {
+    const unknownOption = await run('--prefetch=5');
+    expect({ code: unknownOption.code, stderr: unknownOption.stderr }).toEqual({
+      code: 1,
+      stderr: expect.stringContaining("unknown option '--prefetch=5'"),
+    });
+    const extra = await run('start');
+    expect(extra.code).toBe(1);
+    expect(extra.stderr).toContain('too many arguments');
+  });
+});
