@@ -42,6 +42,7 @@ async function main(): Promise<void> {
     const done = {
       event: 'done',
       acked,
+      firstAckAt: ackTimes[0],
       lastAckAt: ackTimes.at(-1),
       steadyWindow,
       latencyMs: percentiles(latencies),

@@ -8,6 +8,7 @@ import type { LatencyPercentiles } from './order-stats.js';
 /** What the ceiling consumer reports once it has acked every message. */
 export interface CeilingDone {
   acked: number;
+  firstAckAt: number;
   lastAckAt: number;
   /** When the 10th and the 90th percent of the messages were acked, epoch milliseconds. */
   steadyWindow: { fromMs: number; toMs: number };

@@ -1,12 +1,36 @@
+import type { CpuPerMessage } from './cpu-per-message.js';
 import { SCENARIOS, type BenchMode, type ScenarioName, type ScenarioResult } from './scenario.js';
 
 const number = new Intl.NumberFormat('en-US');
 const whole = (value: number | undefined) => (value === undefined ? '—' : number.format(Math.round(value)));
 
-/** The fleet over a reference: msgs/s over msgs/s, and p99 latency over p99 latency. */
+/**
+ * The fleet over a reference: msgs/s over msgs/s, and p99 latency over p99 latency; and every scenario's
+ * consumer CPU per message over the ceiling's.
+ */
 export interface Ratios {
   throughput: { fleetToCeiling?: number; fleetToPerMessage?: number };
   p99Latency: { fleetToCeiling?: number; fleetToPerMessage?: number };
+  cpuPerMessageToCeiling: Partial<Record<ScenarioName, number>>;
+}
+
+/**
+ * Microseconds of CPU per message as the table shows them: one decimal below 10, whole above; `-` when the
+ * processes could not be read, `—` when there are none (no database for the ceiling).
+ */
+export function formatMicroseconds(value: number | null | undefined): string {
+  if (value === null) return '-';
+  if (value === undefined) return '—';
+  return value < 10 ? value.toFixed(1) : number.format(Math.round(value));
+}
+
+/** The consumers' CPU per message; for several processes each one's share after the sum: `62 (21/20/21)`. */
+export function formatConsumerCpu(cpu: CpuPerMessage | undefined): string {
+  if (!cpu) return '-';
+  const total = formatMicroseconds(cpu.consumerUs);
+  return cpu.perProcessUs.length > 1
+    ? `${total} (${cpu.perProcessUs.map(formatMicroseconds).join('/')})`
+    : total;
 }
 
 function find(results: ScenarioResult[], scenario: ScenarioName): ScenarioResult | undefined {
@@ -21,7 +45,14 @@ export function ratios(results: ScenarioResult[]): Ratios {
   const fleet = find(results, 'fleet');
   const ceiling = find(results, 'ceiling');
   const perMessage = find(results, 'per-message');
+  const cpuToCeiling = Object.fromEntries(
+    results.flatMap((result) => {
+      const value = ratio(result.cpu?.consumerUs, ceiling?.cpu?.consumerUs);
+      return result.complete && value !== undefined ? [[result.scenario, value]] : [];
+    }),
+  );
   return {
+    cpuPerMessageToCeiling: cpuToCeiling,
     throughput: {
       fleetToCeiling: ratio(fleet?.msgsPerSecond, ceiling?.msgsPerSecond),
       fleetToPerMessage: ratio(fleet?.msgsPerSecond, perMessage?.msgsPerSecond),
@@ -47,10 +78,15 @@ const COLUMNS = [
   'p95 ms',
   'p99 ms',
   'peak RSS MB/proc',
+  'cpu µs/msg',
+  'x ceiling',
+  'PG µs/msg',
+  'MQ µs/msg',
 ] as const;
 
-function row(result: ScenarioResult): string[] {
+function row(result: ScenarioResult, cpuRatios: Ratios['cpuPerMessageToCeiling']): string[] {
   const latency = result.latencyMs;
+  const cpuRatio = cpuRatios[result.scenario];
   return [
     SCENARIOS[result.scenario] +
       (!result.complete ? ' (TIMED OUT)' : fellBehind(result) ? ' (fell behind)' : ''),
@@ -61,11 +97,16 @@ function row(result: ScenarioResult): string[] {
     whole(latency?.p95),
     whole(latency?.p99),
     result.peakRssMb.join(' / ') || '—',
+    formatConsumerCpu(result.cpu),
+    cpuRatio === undefined ? '—' : `${cpuRatio}×`,
+    formatMicroseconds(result.cpu ? result.cpu.postgresUs : null),
+    formatMicroseconds(result.cpu ? result.cpu.rabbitmqUs : null),
   ];
 }
 
 export function formatTable(mode: BenchMode, results: ScenarioResult[], heading: string): string {
-  const rows = [[...COLUMNS], ...results.map(row)];
+  const allRatios = ratios(results);
+  const rows = [[...COLUMNS], ...results.map((result) => row(result, allRatios.cpuPerMessageToCeiling))];
   const widths = COLUMNS.map((_, column) => Math.max(...rows.map((cells) => (cells[column] ?? '').length)));
   const lines = rows.map((cells) =>
     cells
@@ -75,14 +116,15 @@ export function formatTable(mode: BenchMode, results: ScenarioResult[], heading:
       .join('  '),
   );
   lines.splice(1, 0, widths.map((width) => '-'.repeat(width)).join('  '));
-  const { throughput, p99Latency } = ratios(results);
+  const { throughput, p99Latency, cpuPerMessageToCeiling } = allRatios;
   const show = (value: number | undefined) => (value === undefined ? '—' : `${value}×`);
   return [
     '',
     `${mode.toUpperCase()}: ${heading}`,
     ...lines,
-    `fleet/ceiling:     msgs/s ${show(throughput.fleetToCeiling)}   p99 latency ${show(p99Latency.fleetToCeiling)}`,
+    `fleet/ceiling:     msgs/s ${show(throughput.fleetToCeiling)}   p99 latency ${show(p99Latency.fleetToCeiling)}   cpu/msg ${show(cpuPerMessageToCeiling.fleet)}`,
     `fleet/per-message: msgs/s ${show(throughput.fleetToPerMessage)}   p99 latency ${show(p99Latency.fleetToPerMessage)}`,
+    `worker/ceiling:    cpu/msg ${show(cpuPerMessageToCeiling.worker)}`,
     '',
   ].join('\n');
 }
@@ -111,6 +153,7 @@ export function summaryJson(
                 p99: Math.round(result.latencyMs.p99),
               },
               peakRssMb: result.peakRssMb,
+              cpuUsPerMessage: result.cpu && cpuJson(result.cpu),
               offeredRate: result.offeredRate,
               complete: result.complete,
             },
@@ -120,4 +163,18 @@ export function summaryJson(
     ]),
   );
   return JSON.stringify({ bench: 'flashsale-worker', ...settings, modes });
+}
+
+const oneDecimal = (value: number) => Number(value.toFixed(1));
+
+/** CPU per message for the JSON line, in microseconds: null where the processes could not be read. */
+function cpuJson(cpu: CpuPerMessage) {
+  return {
+    consumers: oneDecimal(cpu.consumerUs),
+    perProcess: cpu.perProcessUs.map(oneDecimal),
+    postgres:
+      cpu.postgresUs === undefined || cpu.postgresUs === null ? cpu.postgresUs : oneDecimal(cpu.postgresUs),
+    rabbitmq: cpu.rabbitmqUs === null ? null : oneDecimal(cpu.rabbitmqUs),
+    windowMs: cpu.windowMs,
+  };
 }

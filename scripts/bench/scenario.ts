@@ -15,11 +15,13 @@ import {
   perMessageConsumer,
   workerFleet,
 } from './consumers.js';
+import { type CpuPerMessage, ScenarioCpu, type ServerPids } from './cpu-per-message.js';
 import { countOrders, type LatencyPercentiles, readOrderStats } from './order-stats.js';
 import { startProgress } from './progress.js';
 import { publishWorkload } from './publish-workload.js';
 import { QueueProbe } from './queue-probe.js';
 import { PeakRssSampler } from './rss.js';
+import { postgresProcesses, rabbitmqProcesses } from './server-processes.js';
 
 export const SCENARIOS = {
   ceiling: 'ceiling: ack only, no DB',
@@ -60,6 +62,8 @@ export interface ScenarioResult {
   offeredRate?: number;
   latencyMs?: LatencyPercentiles;
   peakRssMb: number[];
+  /** CPU per message from the first to the last message settled; undefined if timed out or not readable. */
+  cpu?: CpuPerMessage;
   /** Everything consumed and counted within the timeout. */
   complete: boolean;
 }
@@ -136,6 +140,7 @@ export async function runScenario(
   const settings: ConsumerSettings = { ...bench, queue, databaseUrl: database?.url };
   const messages = workload.entries.length;
   let consumers: BenchConsumers | undefined;
+  let cpu: ScenarioCpu | undefined;
   try {
     const publish = async (label: string) => {
       const progress = startProgress(label, messages, { stream: bench.out });
@@ -150,9 +155,14 @@ export async function runScenario(
       return result.startedAt.getTime();
     };
     if (mode === 'backlog') await publish(`${scenario}: loading`);
+    const servers: ServerPids = {
+      postgres: sql && database ? ((await postgresProcesses(sql, database.url)) ?? null) : undefined,
+      rabbitmq: rabbitmqProcesses(bench.rabbitUrl) ?? null,
+    };
     const consumersStartedAt = Date.now();
     consumers = startConsumers(scenario, settings, messages);
     const rss = new PeakRssSampler(() => consumers?.pids() ?? []);
+    cpu = new ScenarioCpu(() => consumers?.pids() ?? [], servers);
     let publishStartedAt = 0;
     if (mode === 'steady') {
       await consumers.ready(60_000);
@@ -160,11 +170,12 @@ export async function runScenario(
     }
     const complete = await waitUntilConsumed(scenario, workload, bench, { probe, queue, sql, consumers });
     const peakRssMb = await rss.finish();
+    cpu.finish();
     const figures =
       consumers.done && complete
         ? ceilingFigures(await consumers.done)
         : await orderFigures(sql, workload, messages);
-    const { lastSettledAt = 0, ...measured } = figures;
+    const { firstSettledAt = 0, lastSettledAt = 0, ...measured } = figures;
     if (mode === 'steady' && lastSettledAt > publishStartedAt) {
       // Steady: the pace achieved against the pace offered, from the first publish to the last settled.
       const seconds = (lastSettledAt - publishStartedAt) / 1000;
@@ -181,10 +192,13 @@ export async function runScenario(
       drainSeconds:
         mode === 'backlog' && lastSettledAt ? (lastSettledAt - consumersStartedAt) / 1000 : undefined,
       peakRssMb,
+      // Divided by every message of the scenario: only right when all of them were settled.
+      cpu: complete ? cpu.perMessage({ fromMs: firstSettledAt, toMs: lastSettledAt }, messages) : undefined,
       complete,
       offeredRate: ratePerSecond || undefined,
     };
   } finally {
+    cpu?.finish();
     await consumers?.stop();
     await publisher.close({ timeoutMs: 5000 });
     await probe.close();
@@ -239,6 +253,7 @@ function ceilingFigures(done: CeilingDone) {
     msgsPerSecond: (STEADY_SHARE * done.acked * 1000) / windowMs,
     ordersPerSecond: 0,
     latencyMs: done.latencyMs,
+    firstSettledAt: done.firstAckAt,
     lastSettledAt: done.lastAckAt,
   };
 }
@@ -252,6 +267,7 @@ async function orderFigures(sql: pg.Pool | undefined, workload: Workload, messag
     msgsPerSecond: windowMs ? (STEADY_SHARE * messages * 1000) / windowMs : 0,
     ordersPerSecond: windowMs && stats ? (STEADY_SHARE * stats.orders * 1000) / windowMs : 0,
     latencyMs: stats?.latencyMs,
+    firstSettledAt: stats?.firstCommittedAt?.getTime(),
     lastSettledAt: stats?.lastCommittedAt?.getTime(),
   };
 }
