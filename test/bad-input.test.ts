@@ -281,6 +281,20 @@ describe('a worker given bad input', () => {
     );
   });
 
+  it('stores a purchase made late on 9999-12-31 west of UTC (year 10000 in UTC) at its exact time', async () => {
+    const saleId = randomUUID();
+    await world.publishRaw([
+      body({ saleId, userId: 'last-minute', timestamp: '9999-12-31T23:59:59.999-01:00' }),
+    ]);
+    await waitFor('the order', async () => (await ordersOfSale(saleId)) === 1);
+    const { rows } = await world.sql.query<{ at: string }>(
+      `SELECT to_char(purchased_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS.MS') AS at FROM orders WHERE sale_id = $1`,
+      [saleId],
+    );
+    expect(rows[0]?.at).toBe('10000-01-01 00:59:59.999');
+    expect(await world.drainDeadLetters()).toHaveLength(0);
+  });
+
   describe('after the whole corpus', () => {
     it('is still consuming, and stores and audits the next valid purchases', async () => {
       expect(worker.transport.state).toBe('consuming');

@@ -19,12 +19,19 @@ export class OrderWriter {
   /** `purchases` must hold each order key once (see PurchaseBatcher). */
   async insert(purchases: readonly Purchase[]): Promise<InsertedOrders> {
     const rows = JSON.stringify(
-      purchases.map((purchase) => ({ s: purchase.saleId, u: purchase.userId, t: purchase.timestamp })),
+      // The purchase time as epoch milliseconds: a Date's JSON form of a year past 9999 ("+010000-…", a valid
+      // purchase made late on 9999-12-31 west of UTC) is not one PostgreSQL reads.
+      purchases.map((purchase) => ({
+        s: purchase.saleId,
+        u: purchase.userId,
+        t: purchase.timestamp.getTime(),
+      })),
     );
     const [result] = await this.prisma.$queryRaw<{ keys: string; committed_at: Date | null }[]>`
       WITH inserted AS (
         INSERT INTO orders (sale_id, user_id, purchased_at)
-        SELECT s, u, t FROM json_to_recordset(${rows}::json) AS input(s uuid, u text, t timestamptz)
+        SELECT s, u, to_timestamp(t / 1000.0)
+        FROM json_to_recordset(${rows}::json) AS input(s uuid, u text, t bigint)
         ON CONFLICT (sale_id, user_id) DO NOTHING
         RETURNING sale_id, user_id, created_at)
       SELECT coalesce(json_agg(json_build_array(sale_id, user_id)), '[]')::text AS keys,
