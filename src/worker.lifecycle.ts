@@ -35,7 +35,7 @@ export class WorkerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
   constructor(
     @Inject(SETTINGS) private readonly settings: Settings,
     private readonly transport: PurchaseTransport,
-    private readonly pipeline: PurchasePipeline,
+    private readonly pipeline: PurchasePipeline<unknown>,
     private readonly audit: WorkerAuditTrail,
     private readonly breaker: DatabaseCircuitBreaker,
     private readonly prisma: PrismaService,

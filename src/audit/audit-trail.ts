@@ -65,23 +65,33 @@ export class AuditTrail {
 
   /** Buffers one event; returns at once. */
   record(event: AuditEvent): void {
-    if (this.bufferedEvents >= this.options.maxBufferedEvents) {
-      this.droppedEvents++;
-      this.metrics.auditDroppedEvents(1);
-      if (this.droppedEvents === 1 || this.droppedEvents % 10_000 === 0) {
-        this.logger.error(
-          `audit buffer full (${this.bufferedEvents} events): ${this.droppedEvents} events dropped`,
-        );
-      }
-      return;
-    }
-    this.buffer.push(event);
+    this.recordAll([event]);
+  }
+
+  /** Buffers a batch of events; returns at once. Past the bound, the events that do not fit are dropped. */
+  recordAll(events: readonly AuditEvent[]): void {
+    if (events.length === 0) return;
+    const room = Math.max(0, this.options.maxBufferedEvents - this.bufferedEvents);
+    const kept = events.length <= room ? events : events.slice(0, room);
+    if (kept.length < events.length) this.drop(events.length - kept.length);
+    for (const event of kept) this.buffer.push(event);
     this.metrics.auditBufferSize.set(this.bufferedEvents);
-    if (this.flushing) return; // the running flush picks this event up
+    if (this.flushing || kept.length === 0) return; // the running flush picks these events up
     if (this.buffer.length >= this.options.batchSize && this.consecutiveFailures === 0) {
       this.startFlush();
     } else {
       this.timer ??= setTimeout(() => this.startFlush(), this.options.flushIntervalMs);
+    }
+  }
+
+  private drop(count: number): void {
+    const before = this.droppedEvents;
+    this.droppedEvents += count;
+    this.metrics.auditDroppedEvents(count);
+    if (before === 0 || Math.floor(before / 10_000) !== Math.floor(this.droppedEvents / 10_000)) {
+      this.logger.error(
+        `audit buffer full (${this.bufferedEvents} events): ${this.droppedEvents} events dropped`,
+      );
     }
   }
 

@@ -5,6 +5,7 @@ import { WorkerMetrics } from '../observability/worker-metrics.js';
 import { OutcomeReporter } from '../purchases/outcome.reporter.js';
 import { PurchasePipeline } from '../purchases/purchase.pipeline.js';
 import { PurchasesModule } from '../purchases/purchases.module.js';
+import type { Delivery } from './delivery.js';
 import { PurchaseTransport } from './purchase.transport.js';
 import { QueueDepthMonitor } from './queue-depth.monitor.js';
 
@@ -19,7 +20,7 @@ import { QueueDepthMonitor } from './queue-depth.monitor.js';
         settings: Settings,
         metrics: WorkerMetrics,
         reporter: OutcomeReporter,
-        pipeline: PurchasePipeline,
+        pipeline: PurchasePipeline<Delivery>,
       ) => new PurchaseTransport(settings, metrics, reporter, pipeline),
     },
     {

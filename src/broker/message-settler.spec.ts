@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals
 import type { Channel, ConsumeMessage } from 'amqplib';
 import { Registry } from 'prom-client';
 import { WorkerMetrics } from '../observability/worker-metrics.js';
-import type { MessageFacts, Outcome, OutcomeListener, Rejection } from '../purchases/outcome.js';
+import type { Outcome, OutcomeListener, Rejection, Reported } from '../purchases/outcome.js';
 import { type DeadLetterPublisher, UnroutablePublishError } from './dead-letter.publisher.js';
 import { AckCoalescer } from './ack-coalescer.js';
 import type { Delivery, LiveChannel } from './delivery.js';
@@ -49,6 +49,7 @@ describe('MessageSettler', () => {
   let channel: FakeChannel;
   let deadLetters: FakeDeadLetters;
   let reported: Outcome[];
+  let reports: number;
   let sentFlags: boolean[];
   let registry: Registry;
   let tag: number;
@@ -68,9 +69,12 @@ describe('MessageSettler', () => {
     new MessageSettler(
       deadLetters as unknown as DeadLetterPublisher,
       {
-        report: (outcome: Outcome, facts: MessageFacts) => {
-          reported.push(outcome);
-          sentFlags.push(facts.settled);
+        report: (batch: readonly Reported[]) => {
+          reports++;
+          for (const { outcome, facts } of batch) {
+            reported.push(outcome);
+            sentFlags.push(facts.settled);
+          }
         },
       } satisfies OutcomeListener,
       new WorkerMetrics(registry),
@@ -81,6 +85,7 @@ describe('MessageSettler', () => {
     channel = new FakeChannel();
     deadLetters = new FakeDeadLetters();
     reported = [];
+    reports = 0;
     sentFlags = [];
     registry = new Registry();
     tag = 0;
@@ -101,6 +106,20 @@ describe('MessageSettler', () => {
     expect(channel.acked).toEqual([1]);
     expect(reported).toEqual([confirmed]);
     expect(sentFlags).toEqual([true]);
+  });
+
+  it('acks a batch of committed purchases and reports them in one call', () => {
+    const duplicate: Outcome = { ...confirmed, kind: 'duplicate' };
+    const batch = [delivery(), delivery(), delivery()].map((token, index) => ({
+      token,
+      outcome: index === 1 ? duplicate : confirmed,
+    }));
+    settler().settleCommitted(batch);
+    live.acks.flush();
+    expect(channel.acked).toEqual([3]);
+    expect(reports).toBe(1);
+    expect(reported.map((outcome) => outcome.kind)).toEqual(['confirmed', 'duplicate', 'confirmed']);
+    expect(sentFlags).toEqual([true, true, true]);
   });
 
   it('sends nothing on a channel that has closed, and reports it as not settled', async () => {

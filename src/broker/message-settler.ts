@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type { WorkerMetrics } from '../observability/worker-metrics.js';
-import type { Outcome, OutcomeListener } from '../purchases/outcome.js';
+import type { Outcome, OutcomeListener, Reported, Settled } from '../purchases/outcome.js';
 import { type DeadLetterPublisher, UnroutablePublishError } from './dead-letter.publisher.js';
 import type { Delivery } from './delivery.js';
 import { backoffDelayMs } from '../database/backoff.js';
@@ -45,14 +45,23 @@ export class MessageSettler {
     private readonly options: SettlerOptions,
   ) {}
 
+  /**
+   * Settles one message whose outcome needs the broker's answer or a back-off (rejected, retry) and reports
+   * it; a committed one (confirmed, duplicate) is settled at once.
+   */
   async settle(delivery: Delivery, outcome: Outcome): Promise<void> {
     const { outcome: settled, sent } = await this.apply(delivery, outcome);
-    this.reporter.report(settled, {
-      messageId: safeProperty(delivery.message.properties.messageId),
-      deliveryTag: delivery.message.fields.deliveryTag,
-      deliveryCount: delivery.deliveryCount,
-      settled: sent,
-    });
+    this.reporter.report([{ outcome: settled, facts: factsOf(delivery, sent) }]);
+  }
+
+  /** Acks a batch of committed purchases (confirmed or duplicate) and reports them together. */
+  settleCommitted(committed: readonly Settled<Delivery>[]): void {
+    const reported: Reported[] = new Array<Reported>(committed.length);
+    for (let index = 0; index < committed.length; index++) {
+      const { token: delivery, outcome } = committed[index] as Settled<Delivery>;
+      reported[index] = { outcome, facts: factsOf(delivery, this.ack(delivery)) };
+    }
+    this.reporter.report(reported);
   }
 
   /** The final outcome, and whether its ack, requeue or republish reached the channel. */
@@ -171,4 +180,13 @@ export class MessageSettler {
     );
     return false;
   }
+}
+
+function factsOf(delivery: Delivery, sent: boolean): Reported['facts'] {
+  return {
+    messageId: safeProperty(delivery.message.properties.messageId),
+    deliveryTag: delivery.message.fields.deliveryTag,
+    deliveryCount: delivery.deliveryCount,
+    settled: sent,
+  };
 }

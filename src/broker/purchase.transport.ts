@@ -5,7 +5,7 @@ import amqp, { type AmqpConnectionManager, type ChannelWrapper } from 'amqp-conn
 import { safeProperty } from '../common/safe-text.js';
 import type { Settings } from '../config/settings.js';
 import type { WorkerMetrics } from '../observability/worker-metrics.js';
-import type { MessageProcessor, Outcome, OutcomeListener } from '../purchases/outcome.js';
+import type { MessageProcessor, OutcomeListener, Settled } from '../purchases/outcome.js';
 import { BrokerNodes } from './broker-nodes.js';
 import { DeadLetterPublisher, type UnroutablePublishError } from './dead-letter.publisher.js';
 import { deliveryCountOf, type Delivery, type LiveChannel } from './delivery.js';
@@ -49,7 +49,7 @@ export class PurchaseTransport extends Server implements CustomTransportStrategy
     private readonly settings: Settings,
     private readonly metrics: WorkerMetrics,
     private readonly reporter: OutcomeListener,
-    private readonly processor: MessageProcessor,
+    private readonly processor: MessageProcessor<Delivery>,
   ) {
     super();
   }
@@ -149,6 +149,7 @@ export class PurchaseTransport extends Server implements CustomTransportStrategy
       onUnroutable: (error) => this.onUnroutable(error),
       onDeadLettered: () => this.onDeadLettered(),
     });
+    this.processor.connect((settled) => this.onSettled(settled));
     this.consumer = new PurchaseConsumer(
       {
         openChannel: () => this.openChannel(),
@@ -261,32 +262,45 @@ export class PurchaseTransport extends Server implements CustomTransportStrategy
     this.inFlightMessages++;
     this.metrics.inFlight.inc();
     live.acks.received(message.fields.deliveryTag);
-    void this.process({ live, message, deliveryCount: deliveryCountOf(message) });
-  }
-
-  private async process(delivery: Delivery): Promise<void> {
+    const delivery: Delivery = { live, message, deliveryCount: deliveryCountOf(message) };
     try {
-      await this.settler?.settle(delivery, await this.handle(delivery));
-    } catch (error) {
-      this.log.error({
-        msg: `settling a delivery failed: ${(error as Error).message}`,
-        deliveryTag: delivery.message.fields.deliveryTag,
-        messageId: safeProperty(delivery.message.properties.messageId),
-        err: error,
-      });
-    } finally {
-      this.inFlightMessages--;
-      this.metrics.inFlight.dec();
-      if (this.inFlightMessages === 0) for (const resolve of this.drainWaiters.splice(0)) resolve();
-    }
-  }
-
-  private async handle(delivery: Delivery): Promise<Outcome> {
-    try {
-      return await this.processor.process(delivery.message);
+      this.processor.process(message, delivery);
     } catch (error) {
       // The pipeline turns every known failure into an outcome; anything else goes back to the broker.
-      return { kind: 'retry', error: error as Error };
+      this.onSettled([{ token: delivery, outcome: { kind: 'retry', error: error as Error } }]);
     }
+  }
+
+  /** Outcomes from the pipeline, a batch at a time: committed ones are acked at once, the rest one by one. */
+  private onSettled(settled: readonly Settled<Delivery>[]): void {
+    const settler = this.settler as MessageSettler;
+    const committed = settled.filter(
+      ({ outcome }) => outcome.kind === 'confirmed' || outcome.kind === 'duplicate',
+    );
+    if (committed.length > 0) {
+      settler.settleCommitted(committed);
+      this.finished(committed.length);
+    }
+    if (committed.length === settled.length) return;
+    for (const { token: delivery, outcome } of settled) {
+      if (outcome.kind === 'confirmed' || outcome.kind === 'duplicate') continue;
+      settler
+        .settle(delivery, outcome)
+        .catch((error: Error) =>
+          this.log.error({
+            msg: `settling a delivery failed: ${error.message}`,
+            deliveryTag: delivery.message.fields.deliveryTag,
+            messageId: safeProperty(delivery.message.properties.messageId),
+            err: error,
+          }),
+        )
+        .finally(() => this.finished(1));
+    }
+  }
+
+  private finished(count: number): void {
+    this.inFlightMessages -= count;
+    this.metrics.inFlight.dec(count);
+    if (this.inFlightMessages === 0) for (const resolve of this.drainWaiters.splice(0)) resolve();
   }
 }

@@ -1,9 +1,26 @@
 import { Logger, type OnApplicationShutdown } from '@nestjs/common';
 import type { AuditTrail } from '../audit/audit-trail.js';
 import type { WorkerMetrics } from '../observability/worker-metrics.js';
-import type { MessageFacts, Outcome, OutcomeListener } from './outcome.js';
+import type { AuditEvent } from '../audit/audit-event.js';
+import type { CountedOutcome } from '../observability/worker-metrics.js';
+import type { MessageFacts, Outcome, OutcomeListener, Reported } from './outcome.js';
 
 type SummarisedOutcome = Outcome['kind'];
+
+/** The metric outcome of each kind, when its ack, requeue or dead-letter reached the broker. */
+const COUNTED: Record<Outcome['kind'], CountedOutcome> = {
+  confirmed: 'confirmed',
+  duplicate: 'duplicate',
+  rejected: 'rejected',
+  retry: 'retried',
+};
+const COUNTED_OUTCOMES: readonly CountedOutcome[] = [
+  'confirmed',
+  'duplicate',
+  'rejected',
+  'retried',
+  'failed',
+];
 
 /** How often, at most, the info-level summary of settled messages is logged. */
 export const OUTCOME_SUMMARY_INTERVAL_MS = 10_000;
@@ -27,18 +44,46 @@ export class OutcomeReporter implements OutcomeListener, OnApplicationShutdown {
     private readonly summaryIntervalMs = OUTCOME_SUMMARY_INTERVAL_MS,
   ) {}
 
-  report(outcome: Outcome, message: MessageFacts): void {
-    this.count(outcome.kind);
+  /** Reports a batch: one metric update per outcome kind, the audit events queued together. */
+  report(reported: readonly Reported[]): void {
     const createdAt = new Date();
+    const counted: Record<CountedOutcome, number> = {
+      confirmed: 0,
+      duplicate: 0,
+      rejected: 0,
+      retried: 0,
+      failed: 0,
+    };
+    const events: AuditEvent[] = [];
+    for (const { outcome, facts } of reported) {
+      this.counts[outcome.kind]++;
+      counted[facts.settled ? COUNTED[outcome.kind] : 'failed']++;
+      const event = this.describe(outcome, facts, createdAt);
+      if (event) events.push(event);
+    }
+    for (const kind of COUNTED_OUTCOMES) if (counted[kind] > 0) this.metrics.settled(kind, counted[kind]);
+    this.audit.recordAll(events);
+    this.startSummary();
+  }
+
+  /** The audit event of one outcome (none for a retry), after its latency metric and log line. */
+  private describe(outcome: Outcome, message: MessageFacts, createdAt: Date): AuditEvent | undefined {
     switch (outcome.kind) {
       case 'confirmed':
       case 'duplicate': {
         const { purchase } = outcome;
-        this.metrics.settled(message.settled ? outcome.kind : 'failed');
         this.metrics.committed(
           Math.max(0, outcome.committedAt.getTime() - purchase.timestamp.getTime()) / 1000,
         );
-        this.audit.record({
+        if (this.debugEnabled) {
+          this.logger.debug({
+            msg: `order ${outcome.kind}`,
+            saleId: purchase.saleId,
+            userId: purchase.userId,
+            ...message,
+          });
+        }
+        return {
           event: outcome.kind === 'confirmed' ? 'ORDER_CONFIRMED' : 'ORDER_DUPLICATE',
           saleId: purchase.saleId,
           userId: purchase.userId,
@@ -48,20 +93,17 @@ export class OutcomeReporter implements OutcomeListener, OnApplicationShutdown {
             workerId: this.workerId,
           },
           createdAt,
-        });
-        if (this.debugEnabled) {
-          this.logger.debug({
-            msg: `order ${outcome.kind}`,
-            saleId: purchase.saleId,
-            userId: purchase.userId,
-            ...message,
-          });
-        }
-        return;
+        };
       }
-      case 'rejected': {
-        this.metrics.settled(message.settled ? 'rejected' : 'failed');
-        this.audit.record({
+      case 'rejected':
+        this.logger.warn({
+          msg: `message dead-lettered: ${outcome.rejection.reason}`,
+          saleId: outcome.purchase?.saleId ?? outcome.rejection.identifiers?.saleId,
+          userId: outcome.purchase?.userId ?? outcome.rejection.identifiers?.userId,
+          code: outcome.rejection.code,
+          ...message,
+        });
+        return {
           event: 'MESSAGE_REJECTED',
           saleId: outcome.purchase?.saleId ?? null,
           userId: outcome.purchase?.userId ?? null,
@@ -74,25 +116,15 @@ export class OutcomeReporter implements OutcomeListener, OnApplicationShutdown {
             workerId: this.workerId,
           },
           createdAt,
-        });
-        this.logger.warn({
-          msg: `message dead-lettered: ${outcome.rejection.reason}`,
-          saleId: outcome.purchase?.saleId ?? outcome.rejection.identifiers?.saleId,
-          userId: outcome.purchase?.userId ?? outcome.rejection.identifiers?.userId,
-          code: outcome.rejection.code,
-          ...message,
-        });
-        return;
-      }
+        };
       case 'retry':
-        this.metrics.settled(message.settled ? 'retried' : 'failed');
         this.logger.warn({
           msg: `message handed back to the broker for redelivery: ${outcome.error.message}`,
           saleId: outcome.purchase?.saleId,
           userId: outcome.purchase?.userId,
           ...message,
         });
-        return;
+        return undefined;
     }
   }
 
@@ -100,8 +132,7 @@ export class OutcomeReporter implements OutcomeListener, OnApplicationShutdown {
     this.logSummary();
   }
 
-  private count(kind: SummarisedOutcome): void {
-    this.counts[kind]++;
+  private startSummary(): void {
     if (this.summaryTimer) return;
     // Only while messages flow: an idle worker keeps no timer and logs nothing.
     this.summaryStartedAt = Date.now();

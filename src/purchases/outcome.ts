@@ -18,9 +18,19 @@ export interface IncomingMessage {
   properties: { contentType?: unknown };
 }
 
-/** Turns one message into its outcome: the purchase pipeline (validate, batch, persist). */
-export interface MessageProcessor {
-  process(message: IncomingMessage): Promise<Outcome>;
+/** The outcome of one message, with the caller's token for it (the broker's delivery). */
+export interface Settled<T> {
+  token: T;
+  outcome: Outcome;
+}
+
+/**
+ * The purchase pipeline (validate, batch, persist) as the broker sees it: `process` takes a message and
+ * returns at once; outcomes come back through the listener given to `connect`, a whole batch per call.
+ */
+export interface MessageProcessor<T> {
+  connect(onSettled: (settled: Settled<T>[]) => void): void;
+  process(message: IncomingMessage, token: T): void;
 }
 
 /** What the reporter needs to know of the message an outcome belongs to. */
@@ -35,7 +45,13 @@ export interface MessageFacts {
   settled: boolean;
 }
 
-/** Turns a settled outcome into an audit event, a metric and a log line (OutcomeReporter). */
+/** A settled outcome with what is known of its message. */
+export interface Reported {
+  outcome: Outcome;
+  facts: MessageFacts;
+}
+
+/** Turns settled outcomes into audit events, metrics and log lines (OutcomeReporter), a batch at a time. */
 export interface OutcomeListener {
-  report(outcome: Outcome, facts: MessageFacts): void;
+  report(reported: readonly Reported[]): void;
 }

@@ -3,6 +3,7 @@ import { Registry } from 'prom-client';
 import { CircuitBreaker } from '../database/circuit-breaker.js';
 import { WorkerMetrics } from '../observability/worker-metrics.js';
 import type { InsertedOrders } from './order.writer.js';
+import type { Settled } from './outcome.js';
 import { type BatcherOptions, type OrderInserter, PurchaseBatcher } from './purchase-batcher.js';
 import { orderKey, type Purchase } from './purchase.schema.js';
 
@@ -57,10 +58,17 @@ function breaker(): CircuitBreaker {
 describe('PurchaseBatcher', () => {
   it('writes up to maxBatchesInFlight batches at once, and no more', async () => {
     const inserter = new HeldInserter();
-    const batcher = new PurchaseBatcher(inserter, breaker(), new WorkerMetrics(new Registry()), options);
+    const settled: Settled<number>[] = [];
+    const batcher = new PurchaseBatcher<number>(
+      inserter,
+      breaker(),
+      new WorkerMetrics(new Registry()),
+      options,
+      (batch) => settled.push(...batch),
+    );
 
     // 50 purchases: five full batches of 10.
-    const outcomes = Array.from({ length: 50 }, (_, index) => batcher.submit(purchase(index)));
+    for (let index = 0; index < 50; index++) batcher.submit(purchase(index), index);
     expect(await holdsWithin(() => inserter.open === 3)).toBe(true);
     // Two more batches are ready: none of them may start while three are open.
     expect(await holdsWithin(() => inserter.open > 3, 50)).toBe(false);
@@ -70,8 +78,9 @@ describe('PurchaseBatcher', () => {
       inserter.releaseAll();
       await new Promise((resolve) => setTimeout(resolve, 5));
     }
-    const settled = await Promise.all(outcomes);
-    expect(settled.filter((outcome) => outcome.kind === 'confirmed')).toHaveLength(50);
+    expect(await holdsWithin(() => settled.length === 50)).toBe(true);
+    expect(settled.filter(({ outcome }) => outcome.kind === 'confirmed')).toHaveLength(50);
+    expect(settled.map(({ token }) => token).sort((a, b) => a - b)).toEqual([...Array(50).keys()]);
     expect(inserter.mostOpenAtOnce).toBe(3);
   });
 
@@ -83,12 +92,26 @@ describe('PurchaseBatcher', () => {
         return Promise.resolve(new Map(purchases.map((item) => [orderKey(item), new Date()])));
       },
     };
-    const batcher = new PurchaseBatcher(recording, breaker(), new WorkerMetrics(new Registry()), {
-      ...options,
-      maxBatchSize: 6,
-    });
+    const calls: Settled<string>[][] = [];
+    const batcher = new PurchaseBatcher<string>(
+      recording,
+      breaker(),
+      new WorkerMetrics(new Registry()),
+      { ...options, maxBatchSize: 6 },
+      (batch) => calls.push(batch),
+    );
     const users = ['u-5', 'u-1', 'u-4', 'u-1', 'u-3', 'u-2'];
-    await Promise.all(users.map((userId) => batcher.submit({ ...purchase(0), userId })));
+    for (const userId of users) batcher.submit({ ...purchase(0), userId }, userId);
+    expect(await holdsWithin(() => calls.length === 1)).toBe(true);
+    // One call for the whole batch, in submission order; the second u-1 is a duplicate of the first.
+    expect(calls[0]?.map(({ token, outcome }) => `${token}:${outcome.kind}`)).toEqual([
+      'u-5:confirmed',
+      'u-1:confirmed',
+      'u-4:confirmed',
+      'u-1:duplicate',
+      'u-3:confirmed',
+      'u-2:confirmed',
+    ]);
     expect(inserted).toEqual([
       ['u-1', 'u-2', 'u-3', 'u-4', 'u-5'].map((userId) => orderKey({ ...purchase(0), userId })),
     ]);

@@ -8,7 +8,7 @@ import { backoffDelayMs, sleep } from '../database/backoff.js';
 import type { CircuitBreaker } from '../database/circuit-breaker.js';
 import type { WorkerMetrics } from '../observability/worker-metrics.js';
 import type { InsertedOrders } from './order.writer.js';
-import type { Outcome } from './outcome.js';
+import type { Outcome, Settled } from './outcome.js';
 import { orderKey, type Purchase } from './purchase.schema.js';
 
 export interface BatcherOptions {
@@ -54,25 +54,26 @@ interface Candidate {
 /** Per order key: the insert's result, a rejection (the database refuses the row), or an error to hand back. */
 type WriteResult = { inserted: boolean; committedAt: Date } | Outcome | Error;
 
-interface Pending {
+interface Pending<T> {
   purchase: Purchase;
-  resolve: (outcome: Outcome) => void;
+  token: T;
 }
 
 /**
  * Gathers purchases into batches of up to `maxBatchSize` or `maxWaitMs`, writes each batch with one INSERT,
- * and resolves every purchase's outcome once its batch has committed. A batch the database refuses is
+ * and hands the outcomes of a whole batch to `onSettled` at once, once it has committed (one call per batch,
+ * not a promise per purchase). `T` is the caller's token for each purchase (the broker's delivery), carried
+ * through untouched. A batch the database refuses is
  * bisected until the refused purchase stands alone; transient faults are retried with back-off behind the
  * circuit breaker. Nothing here acks: the caller settles each message from its outcome.
  */
-export class PurchaseBatcher {
+export class PurchaseBatcher<T> {
   private readonly logger = new Logger(PurchaseBatcher.name);
-  private pending: Pending[] = [];
+  private pending: Pending<T>[] = [];
   private timer: NodeJS.Timeout | undefined;
-  private readonly ready: Pending[][] = [];
-  private readonly writing = new Set<Pending[]>();
+  private readonly ready: Pending<T>[][] = [];
+  private readonly writing = new Set<Pending<T>[]>();
   private inFlight = 0;
-  private idleWaiters: (() => void)[] = [];
   private abandoned = false;
 
   constructor(
@@ -80,6 +81,7 @@ export class PurchaseBatcher {
     private readonly breaker: CircuitBreaker,
     private readonly metrics: WorkerMetrics,
     private readonly options: BatcherOptions,
+    private readonly onSettled: (settled: Settled<T>[]) => void,
   ) {}
 
   /** Purchases accepted and not yet resolved. */
@@ -87,24 +89,16 @@ export class PurchaseBatcher {
     return this.pending.length + this.ready.reduce((sum, batch) => sum + batch.length, 0) + this.inFlight;
   }
 
-  submit(purchase: Purchase): Promise<Outcome> {
-    return new Promise((resolve) => {
-      this.pending.push({ purchase, resolve });
-      if (this.pending.length >= this.options.maxBatchSize) this.cut();
-      else this.timer ??= setTimeout(() => this.cut(), this.options.maxWaitMs);
-    });
+  /** Takes a purchase into the next batch; its outcome comes through `onSettled` with its batch. */
+  submit(purchase: Purchase, token: T): void {
+    this.pending.push({ purchase, token });
+    if (this.pending.length >= this.options.maxBatchSize) this.cut();
+    else this.timer ??= setTimeout(() => this.cut(), this.options.maxWaitMs);
   }
 
   /** Writes whatever is gathered now, without waiting for the batch to fill (shutdown drain). */
   flushNow(): void {
     this.cut();
-  }
-
-  /** Resolves when every accepted purchase has an outcome. */
-  async whenIdle(): Promise<void> {
-    this.cut();
-    if (this.size === 0) return;
-    await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }
 
   /**
@@ -120,8 +114,10 @@ export class PurchaseBatcher {
     this.ready.length = 0;
     this.writing.clear();
     this.inFlight = 0;
-    for (const item of waiting) item.resolve({ kind: 'retry', purchase: item.purchase, error: reason });
-    this.notifyIfIdle();
+    if (waiting.length === 0) return;
+    this.onSettled(
+      waiting.map(({ purchase, token }) => ({ token, outcome: { kind: 'retry', purchase, error: reason } })),
+    );
   }
 
   private cut(): void {
@@ -137,26 +133,34 @@ export class PurchaseBatcher {
   private startWrites(): void {
     // `writing` holds one entry per batch; `inFlight` counts the purchases in them.
     while (this.writing.size < this.options.maxBatchesInFlight && this.ready.length > 0) {
-      const batch = this.ready.shift() as Pending[];
+      const batch = this.ready.shift() as Pending<T>[];
       this.inFlight += batch.length;
       this.writing.add(batch);
-      void this.writeBatch(batch).finally(() => {
-        if (!this.writing.delete(batch)) return; // abandoned: already resolved
-        this.inFlight -= batch.length;
-        this.startWrites();
-        this.notifyIfIdle();
-      });
+      void this.writeBatch(batch).then(
+        (settled) => {
+          if (!this.writing.delete(batch)) return; // abandoned: already handed back as retries
+          this.inFlight -= batch.length;
+          this.onSettled(settled);
+          this.startWrites();
+        },
+        (error: unknown) => {
+          // writeBatch turns every failure into outcomes; this is a bug, and the messages go back.
+          if (!this.writing.delete(batch)) return;
+          this.inFlight -= batch.length;
+          const cause = error instanceof Error ? error : new Error(String(error));
+          this.onSettled(
+            batch.map(({ purchase, token }) => ({
+              token,
+              outcome: { kind: 'retry', purchase, error: cause },
+            })),
+          );
+          this.startWrites();
+        },
+      );
     }
   }
 
-  private notifyIfIdle(): void {
-    if (this.size > 0) return;
-    const waiters = this.idleWaiters;
-    this.idleWaiters = [];
-    for (const resolve of waiters) resolve();
-  }
-
-  private async writeBatch(batch: Pending[]): Promise<void> {
+  private async writeBatch(batch: Pending<T>[]): Promise<Settled<T>[]> {
     // One INSERT row per order key: the first purchase of a key is the candidate, the rest of the batch
     // with that key are duplicates of it whatever the database says.
     const keys = batch.map(({ purchase }) => orderKey(purchase));
@@ -170,17 +174,17 @@ export class PurchaseBatcher {
     const ordered = [...candidates.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
     const results = await this.writeIsolatingFailures(ordered, 1);
     const claimed = new Set<string>();
-    batch.forEach(({ purchase, resolve }, index) => {
+    return batch.map(({ purchase, token }, index): Settled<T> => {
       const key = keys[index] as string;
       const result = results.get(key);
       if (result === undefined || result instanceof Error || 'kind' in result) {
-        resolve(this.failureOutcome(purchase, result));
-      } else if (result.inserted && !claimed.has(key)) {
-        claimed.add(key);
-        resolve({ kind: 'confirmed', purchase, committedAt: result.committedAt });
-      } else {
-        resolve({ kind: 'duplicate', purchase, committedAt: result.committedAt });
+        return { token, outcome: this.failureOutcome(purchase, result) };
       }
+      if (result.inserted && !claimed.has(key)) {
+        claimed.add(key);
+        return { token, outcome: { kind: 'confirmed', purchase, committedAt: result.committedAt } };
+      }
+      return { token, outcome: { kind: 'duplicate', purchase, committedAt: result.committedAt } };
     });
   }
 

@@ -4,14 +4,19 @@ import type { Settings } from '../config/settings.js';
 import { DatabaseCircuitBreaker } from '../database/database.module.js';
 import { WorkerMetrics } from '../observability/worker-metrics.js';
 import { OrderWriter } from './order.writer.js';
-import type { IncomingMessage, MessageProcessor, Outcome } from './outcome.js';
+import type { IncomingMessage, MessageProcessor, Settled } from './outcome.js';
 import { PurchaseBatcher } from './purchase-batcher.js';
 import { parsePurchase } from './purchase.schema.js';
 
-/** The path of one purchase: validate, then batch and persist; the outcome says what became of it. */
+/**
+ * The path of one purchase: validate, then batch and persist. Outcomes go to the listener given to `connect`
+ * (the broker), a whole batch at a time; an invalid message's outcome goes at once, on its own.
+ * `T` is the broker's token for each message, carried through untouched.
+ */
 @Injectable()
-export class PurchasePipeline implements MessageProcessor {
-  readonly batcher: PurchaseBatcher;
+export class PurchasePipeline<T> implements MessageProcessor<T> {
+  readonly batcher: PurchaseBatcher<T>;
+  private onSettled: ((settled: Settled<T>[]) => void) | undefined;
 
   constructor(
     @Inject(SETTINGS) private readonly settings: Settings,
@@ -19,21 +24,36 @@ export class PurchasePipeline implements MessageProcessor {
     breaker: DatabaseCircuitBreaker,
     metrics: WorkerMetrics,
   ) {
-    this.batcher = new PurchaseBatcher(orders, breaker, metrics, {
-      maxBatchSize: settings.BATCH_SIZE,
-      maxWaitMs: settings.BATCH_WAIT_MS,
-      maxBatchesInFlight: settings.MAX_BATCHES_IN_FLIGHT,
-      retryBaseMs: settings.RETRY_BASE_MS,
-      retryMaxMs: settings.RETRY_MAX_MS,
-      maxAttempts: settings.RETRY_MAX_ATTEMPTS,
-    });
+    this.batcher = new PurchaseBatcher<T>(
+      orders,
+      breaker,
+      metrics,
+      {
+        maxBatchSize: settings.BATCH_SIZE,
+        maxWaitMs: settings.BATCH_WAIT_MS,
+        maxBatchesInFlight: settings.MAX_BATCHES_IN_FLIGHT,
+        retryBaseMs: settings.RETRY_BASE_MS,
+        retryMaxMs: settings.RETRY_MAX_MS,
+        maxAttempts: settings.RETRY_MAX_ATTEMPTS,
+      },
+      (settled) => this.settle(settled),
+    );
   }
 
-  process(message: IncomingMessage): Promise<Outcome> {
+  connect(onSettled: (settled: Settled<T>[]) => void): void {
+    this.onSettled = onSettled;
+  }
+
+  process(message: IncomingMessage, token: T): void {
     const contentType =
       typeof message.properties.contentType === 'string' ? message.properties.contentType : undefined;
     const parsed = parsePurchase(message.content, contentType, this.settings.MAX_MESSAGE_BYTES);
-    if (!parsed.ok) return Promise.resolve({ kind: 'rejected', rejection: parsed.rejection });
-    return this.batcher.submit(parsed.purchase);
+    if (parsed.ok) this.batcher.submit(parsed.purchase, token);
+    else this.settle([{ token, outcome: { kind: 'rejected', rejection: parsed.rejection } }]);
+  }
+
+  private settle(settled: Settled<T>[]): void {
+    if (!this.onSettled) throw new Error('PurchasePipeline: no listener connected for its outcomes');
+    this.onSettled(settled);
   }
 }
