@@ -3,29 +3,38 @@ import { storableJson, storableText } from '../common/safe-text.js';
 import { PrismaService } from '../database/prisma.service.js';
 import type { AuditEvent, AuditSink } from './audit-event.js';
 
+// In JSON.stringify's output, NUL and lone surrogates are the only \u escapes of these kinds (a surrogate pair
+// is written as is); an even run of backslashes before one means the escape is real, not quoted text.
+const UNSTORABLE_ESCAPE = /(?:^|[^\\])(?:\\\\)*\\u(?:0000|d[89a-f])/i;
+
 /**
  * Writes audit events with one set-based INSERT per batch: a single round trip and a single JSON parameter
- * however many rows. Strings are
- * made storable first (PostgreSQL refuses NUL and lone surrogates in text and jsonb, and one such row would
- * fail the whole INSERT); AuditTrail isolates any row refused all the same.
+ * however many rows. PostgreSQL refuses NUL and lone surrogates in text and jsonb, and one such row would fail
+ * the whole INSERT: when the batch's JSON holds one, its strings are made storable first (one scan of the
+ * text, not a walk of every event, in the usual case). AuditTrail isolates any row refused all the same.
  */
 @Injectable()
 export class AuditWriter implements AuditSink {
   constructor(private readonly prisma: PrismaService) {}
 
   async write(events: readonly AuditEvent[]): Promise<void> {
-    const rows = JSON.stringify(
-      events.map((event) => ({
-        e: event.event,
-        s: event.saleId,
-        u: event.userId === null ? null : storableText(event.userId),
-        d: storableJson(event.details),
-        c: event.createdAt,
-      })),
-    );
+    let rows = JSON.stringify(events.map(row));
+    if (UNSTORABLE_ESCAPE.test(rows)) rows = JSON.stringify(events.map(storableRow));
     await this.prisma.$executeRaw`
       INSERT INTO audit_logs (event, sale_id, user_id, details, created_at)
       SELECT e, s, u, d, c
       FROM json_to_recordset(${rows}::json) AS input(e text, s uuid, u text, d jsonb, c timestamptz)`;
   }
+}
+
+function row(event: AuditEvent) {
+  return { e: event.event, s: event.saleId, u: event.userId, d: event.details, c: event.createdAt };
+}
+
+function storableRow(event: AuditEvent) {
+  return {
+    ...row(event),
+    u: event.userId === null ? null : storableText(event.userId),
+    d: storableJson(event.details),
+  };
 }

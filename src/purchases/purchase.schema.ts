@@ -56,7 +56,8 @@ export const purchaseSchema = z.object({
     .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') })
     .refine((value) => value.length > 0, 'must not be empty')
     .refine(
-      (value) => [...value].length <= USER_ID_MAX_CHARACTERS,
+      // Code points, not UTF-16 units; a string of few enough units needs no counting.
+      (value) => value.length <= USER_ID_MAX_CHARACTERS || [...value].length <= USER_ID_MAX_CHARACTERS,
       `must be at most ${USER_ID_MAX_CHARACTERS} characters`,
     )
     .refine(noNul, 'must not contain a NUL character')
