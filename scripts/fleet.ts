@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { WORKER_NODE_FLAGS } from '../src/node-flags.js';
 import { existsSync, realpathSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -152,12 +153,16 @@ export class Fleet {
   private spawn(slot: Slot): void {
     const { member } = slot;
     const port = this.options.basePort === 0 ? 0 : this.options.basePort + slot.index;
-    const child = spawn(process.execPath, [this.options.workerScript ?? DEFAULT_WORKER_SCRIPT], {
-      env: { ...process.env, ...this.options.env, HTTP_PORT: String(port), WORKER_ID: member.name },
-      stdio: ['ignore', 'pipe', 'pipe'],
-      // Own process group: a Ctrl-C on the terminal reaches the fleet only, which forwards one SIGTERM.
-      detached: true,
-    });
+    const child = spawn(
+      process.execPath,
+      [...WORKER_NODE_FLAGS, this.options.workerScript ?? DEFAULT_WORKER_SCRIPT],
+      {
+        env: { ...process.env, ...this.options.env, HTTP_PORT: String(port), WORKER_ID: member.name },
+        stdio: ['ignore', 'pipe', 'pipe'],
+        // Own process group: a Ctrl-C on the terminal reaches the fleet only, which forwards one SIGTERM.
+        detached: true,
+      },
+    );
     slot.child = child;
     slot.startedAt = Date.now();
     Object.assign(member, { pid: child.pid, port: port || undefined, state: 'running', exitCode: null });

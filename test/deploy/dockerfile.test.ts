@@ -5,6 +5,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { resolve } from 'node:path';
 import { settingsSchema } from '../../src/config/settings.js';
+import { WORKER_NODE_FLAGS } from '../../src/node-flags.js';
 
 /** The Dockerfile, read as instructions grouped by stage (no Docker engine needed). */
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -153,7 +154,7 @@ describe('Dockerfile', () => {
 
   it('starts node directly with an exec-form CMD, so SIGTERM reaches the worker', () => {
     const command = execForm(args(runtime, 'CMD').at(-1) ?? '');
-    expect(command).toEqual(['node', 'dist/src/main.js']);
+    expect(command).toEqual(['node', ...WORKER_NODE_FLAGS, 'dist/src/main.js']);
     expect(args(runtime, 'ENTRYPOINT')).toEqual([]);
     expect(args(runtime, 'STOPSIGNAL')).toEqual(['SIGTERM']);
     expect(existsSync(resolve(ROOT, 'src/main.ts'))).toBe(true);
@@ -221,5 +222,13 @@ describe('Dockerfile HEALTHCHECK', () => {
 
   it('fails while /health answers an error', async () => {
     expect(await runHealthcheck(503)).toEqual({ exitCode: 1, paths: ['/health'] });
+  });
+
+  it('starts the worker with the same Node flags through npm start', () => {
+    const packageJson = JSON.parse(readFileSync(resolve(ROOT, 'package.json'), 'utf8')) as {
+      scripts: Record<string, string>;
+    };
+    const start = packageJson.scripts.start?.split(/\s+/) ?? [];
+    for (const flag of WORKER_NODE_FLAGS) expect(start).toContain(flag);
   });
 });

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { WORKER_NODE_FLAGS } from '../../src/node-flags.js';
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -79,7 +80,7 @@ export class WorkerProcess {
     if (!existsSync(script)) {
       throw new WorkerProcessError(`${script} is missing: build it with npx tsc -p tsconfig.build.json`);
     }
-    this.child = spawn(process.execPath, [script], {
+    this.child = spawn(process.execPath, [...WORKER_NODE_FLAGS, script], {
       cwd: PROJECT_ROOT,
       env: { ...baseEnvironment(options.inheritEnvironment ?? true), HTTP_PORT: '0', ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
