@@ -47,6 +47,11 @@ const notBeforeYearOne = (value: string) => {
   return Number.isNaN(ms) || ms >= EARLIEST_PURCHASE_MS; // an unreadable date is the previous rule's to report
 };
 
+const nonEmpty = (value: string) => value.length > 0;
+// Code points, not UTF-16 units; a string of few enough units needs no counting.
+const withinLength = (value: string) =>
+  value.length <= USER_ID_MAX_CHARACTERS || [...value].length <= USER_ID_MAX_CHARACTERS;
+
 export const purchaseSchema = z.object({
   saleId: z
     .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') })
@@ -54,12 +59,8 @@ export const purchaseSchema = z.object({
     .transform((value) => value.toLowerCase()),
   userId: z
     .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') })
-    .refine((value) => value.length > 0, 'must not be empty')
-    .refine(
-      // Code points, not UTF-16 units; a string of few enough units needs no counting.
-      (value) => value.length <= USER_ID_MAX_CHARACTERS || [...value].length <= USER_ID_MAX_CHARACTERS,
-      `must be at most ${USER_ID_MAX_CHARACTERS} characters`,
-    )
+    .refine(nonEmpty, 'must not be empty')
+    .refine(withinLength, `must be at most ${USER_ID_MAX_CHARACTERS} characters`)
     .refine(noNul, 'must not contain a NUL character')
     .refine(wellFormed, 'must be valid Unicode (it holds a lone surrogate)'),
   timestamp: z
@@ -71,6 +72,22 @@ export const purchaseSchema = z.object({
 
 /** A valid purchase: saleId lower-cased (PostgreSQL compares UUIDs that way), timestamp as a Date. */
 export type Purchase = z.output<typeof purchaseSchema>;
+
+/**
+ * The same rules as `purchaseSchema`, through the same predicates, for the body that passes them all: the
+ * usual case is checked without building zod's result objects. Undefined means "ask the schema", which then
+ * says what is wrong; the schema stays the one authority (a property test holds the two to agreement).
+ */
+export function validPurchase(body: object): Purchase | undefined {
+  const { saleId, userId, timestamp } = body as Record<string, unknown>;
+  if (typeof saleId !== 'string' || !UUID_PATTERN.test(saleId)) return undefined;
+  if (typeof userId !== 'string' || !nonEmpty(userId) || !withinLength(userId)) return undefined;
+  if (!noNul(userId) || !wellFormed(userId)) return undefined;
+  if (typeof timestamp !== 'string' || !isCalendarDateTime(timestamp) || !notBeforeYearOne(timestamp)) {
+    return undefined;
+  }
+  return { saleId: saleId.toLowerCase(), userId, timestamp: new Date(timestamp) };
+}
 
 /** Why a message was rejected: a stable code for counting and a sentence a person understands. */
 export interface Rejection {
@@ -136,6 +153,8 @@ export function parsePurchase(body: Buffer, contentType: string | undefined, max
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return reject('NOT_AN_OBJECT', `body is ${describeType(value)}, expected a JSON object`);
   }
+  const purchase = validPurchase(value);
+  if (purchase) return { ok: true, purchase };
   const parsed = purchaseSchema.safeParse(value);
   if (parsed.success) return { ok: true, purchase: parsed.data };
   const problems = parsed.error.issues.map((issue) => `${issue.path.join('.') || 'body'} ${issue.message}`);
