@@ -66,7 +66,10 @@ export const settingsSchema = z
     RETRY_BASE_MS: int(1, 600_000).default(200),
     /** Longest back-off between two attempts or database probes, in milliseconds. */
     RETRY_MAX_MS: int(1, 3_600_000).default(30_000),
-    /** Attempts at a batch that fails with an unclassified error before its messages are dead-lettered. */
+    /**
+     * Attempts at a batch that fails with an unclassified error before its messages go back to the broker
+     * (requeued after a back-off, counted toward MAX_DELIVERIES).
+     */
     RETRY_MAX_ATTEMPTS: int(1, 1000).default(8),
     /** Consecutive transient database failures that open the circuit (stop consuming, probe). */
     CIRCUIT_FAILURE_THRESHOLD: int(1, 1000).default(3),

@@ -5,7 +5,8 @@
  * - `poison`: the database refuses this data and always will.
  * - `unknown`: anything else; retried a bounded number of times, then left to the delivery limit.
  * Prisma 7 with a driver adapter reports raw-query failures as P2010 with the driver's error under
- * `meta.driverAdapterError.cause` ({ kind, originalCode }); `meta.target` is not relied on (PITFALLS 9).
+ * `meta.driverAdapterError.cause` ({ kind, originalCode }); `meta.target` is not relied on (it is missing or
+ * names the index under driver adapters).
  */
 export type DatabaseErrorClass = 'duplicate' | 'transient' | 'poison' | 'unknown';
 

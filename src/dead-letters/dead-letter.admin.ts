@@ -9,7 +9,7 @@ import amqp, {
 import { redactCredentials } from '../observability/log-redaction.js';
 import {
   bodyPreview,
-  deliveryCountOf,
+  rejectedAtDeliveryOf,
   firstSeenOf,
   rejectionOf,
   replayProperties,
@@ -278,7 +278,7 @@ function describe(message: GetMessage): string {
 function sampleOf(message: GetMessage, reason: string, previewCharacters: number): DeadLetterSample {
   return {
     firstSeen: firstSeenOf(message)?.toISOString(),
-    deliveryCount: deliveryCountOf(message),
+    deliveryCount: rejectedAtDeliveryOf(message),
     messageId: message.properties.messageId as string | undefined,
     reason,
     bytes: message.content.length,

@@ -88,7 +88,7 @@ export function firstSeenOf(message: Message): Date | undefined {
 }
 
 /** The delivery on which the worker rejected the message (`x-rejected-at-delivery`). */
-export function deliveryCountOf(message: Message): number | undefined {
+export function rejectedAtDeliveryOf(message: Message): number | undefined {
   const count = headersOf(message)['x-rejected-at-delivery'];
   return typeof count === 'number' ? count : undefined;
 }

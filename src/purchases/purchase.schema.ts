@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { safeText } from '../common/safe-text.js';
 
 /**
- * The purchase message contract (CONTRACT.md, "Message body") in one place: the schema, the type inferred
+ * The purchase message contract (docs/contract.md, "Message body") in one place: the schema, the type inferred
  * from it, and the reasons a message is rejected. Everything else imports it.
  */
 const USER_ID_MAX_CHARACTERS = 255;
