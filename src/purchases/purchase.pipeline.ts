@@ -5,7 +5,7 @@ import { DatabaseCircuitBreaker } from '../database/database.module.js';
 import { WorkerMetrics } from '../observability/worker-metrics.js';
 import { OrderWriter } from './order.writer.js';
 import type { IncomingMessage, MessageProcessor, Settled } from './outcome.js';
-import { PurchaseBatcher } from './purchase-batcher.js';
+import { type OrderInserter, PurchaseBatcher } from './purchase-batcher.js';
 import { parsePurchase } from './purchase.schema.js';
 
 /**
@@ -20,7 +20,7 @@ export class PurchasePipeline<T> implements MessageProcessor<T> {
 
   constructor(
     @Inject(SETTINGS) private readonly settings: Settings,
-    orders: OrderWriter,
+    @Inject(OrderWriter) orders: OrderInserter,
     breaker: DatabaseCircuitBreaker,
     metrics: WorkerMetrics,
   ) {

@@ -1,0 +1,90 @@
+import { describe, expect, it } from '@jest/globals';
+import { Registry } from 'prom-client';
+import { parseSettings } from '../config/settings.js';
+import { CircuitBreaker } from '../database/circuit-breaker.js';
+import { WorkerMetrics } from '../observability/worker-metrics.js';
+import type { Settled } from './outcome.js';
+import type { OrderInserter } from './purchase-batcher.js';
+import { PurchasePipeline } from './purchase.pipeline.js';
+import { orderKey, type Purchase } from './purchase.schema.js';
+
+const SALE_ID = '7f1d2c7e-5b8a-4c1e-9a55-3c2b7d9e0f11';
+
+/** An inserter that stores every order in memory, as a fresh database would. */
+class MemoryOrders implements OrderInserter {
+  readonly keys = new Set<string>();
+  inserts = 0;
+
+  insert(purchases: readonly Purchase[]) {
+    this.inserts++;
+    const inserted = new Map<string, Date>();
+    for (const purchase of purchases) {
+      const key = orderKey(purchase);
+      if (!this.keys.has(key)) inserted.set(key, new Date());
+      this.keys.add(key);
+    }
+    return Promise.resolve(inserted);
+  }
+}
+
+function pipeline(orders: OrderInserter) {
+  const settings = parseSettings({ BATCH_SIZE: '3', BATCH_WAIT_MS: '1000' });
+  const breaker = new CircuitBreaker(() => Promise.resolve(), {
+    failureThreshold: 3,
+    baseDelayMs: 1,
+    maxDelayMs: 1,
+  });
+  return new PurchasePipeline<string>(settings, orders, breaker, new WorkerMetrics(new Registry()));
+}
+
+const message = (body: unknown, contentType: unknown = 'application/json') => ({
+  content: Buffer.from(typeof body === 'string' ? body : JSON.stringify(body)),
+  properties: { contentType },
+});
+
+const purchase = (userId: string) => ({ saleId: SALE_ID, userId, timestamp: '2026-11-22T10:00:00Z' });
+
+describe('PurchasePipeline', () => {
+  it('settles an invalid message at once, on its own, without touching the database', () => {
+    const orders = new MemoryOrders();
+    const subject = pipeline(orders);
+    const calls: Settled<string>[][] = [];
+    subject.connect((settled) => calls.push(settled));
+
+    subject.process(message('not json'), 'm1');
+    subject.process(message(purchase('u'), 'text/plain'), 'm2');
+
+    expect(calls.map((call) => call.map(({ token, outcome }) => [token, outcome.kind]))).toEqual([
+      [['m1', 'rejected']],
+      [['m2', 'rejected']],
+    ]);
+    expect(orders.inserts).toBe(0);
+  });
+
+  it('settles valid purchases a whole batch per call, each with its token, duplicates included', async () => {
+    const orders = new MemoryOrders();
+    const subject = pipeline(orders);
+    const calls: Settled<string>[][] = [];
+    subject.connect((settled) => calls.push(settled));
+
+    subject.process(message(purchase('a')), 'm1');
+    subject.process(message(purchase('b')), 'm2');
+    subject.process(message({ ...purchase('a'), timestamp: '2026-11-22T10:05:00Z' }), 'm3');
+    await new Promise((resolve) => setTimeout(resolve, 20));
+
+    expect(orders.inserts).toBe(1);
+    expect(calls.map((call) => call.map(({ token, outcome }) => [token, outcome.kind]))).toEqual([
+      [
+        ['m1', 'confirmed'],
+        ['m2', 'confirmed'],
+        ['m3', 'duplicate'],
+      ],
+    ]);
+  });
+
+  it('says so when it has outcomes and nothing connected to take them', () => {
+    expect(() => pipeline(new MemoryOrders()).process(message('not json'), 'm1')).toThrow(
+      'no listener connected',
+    );
+  });
+});
