@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { readCommandLine } from './command-line.js';
 import { InvalidSettingsError, parseSettings, type Settings } from './config/settings.js';
 import { redactCredentials } from './observability/log-redaction.js';
+import { tracesRequested } from './observability/tracing.js';
 
 function readSettings(): Settings {
   try {
@@ -18,6 +19,10 @@ function readSettings(): Settings {
 async function main(): Promise<void> {
   readCommandLine();
   const settings = readSettings();
+  // Off unless OTEL_TRACES_EXPORTER asks for it; the SDK is loaded only then.
+  const stopTracing = tracesRequested(process.env)
+    ? (await import('./observability/tracing-sdk.js')).startTracingFromEnvironment(process.env)
+    : undefined;
   // Loaded after the command line and the settings: --help, --version and a bad setting answer at once.
   const { startWorker } = await import('./worker.js');
   const worker = await startWorker(settings);
@@ -30,7 +35,13 @@ async function main(): Promise<void> {
       process.exit(1);
     }, settings.SHUTDOWN_DEADLINE_MS + 2000).unref();
     worker.stop(signal).then(
-      (code) => process.exit(code),
+      async (code) => {
+        // The spans of the last batches go out before the process does.
+        await stopTracing?.().catch((error: Error) =>
+          console.error(`flashsale-worker: sending the last spans failed: ${error.message}`),
+        );
+        process.exit(code);
+      },
       (error: Error) => {
         console.error(
           `flashsale-worker: shutdown failed: ${redactCredentials(error.stack ?? error.message)}`,

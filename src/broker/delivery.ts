@@ -1,3 +1,4 @@
+import type { Span } from '@opentelemetry/api';
 import type { Channel, ConsumeMessage } from 'amqplib';
 import type { AckCoalescer } from './ack-coalescer.js';
 
@@ -16,6 +17,8 @@ export interface Delivery {
   message: ConsumeMessage;
   /** 1 on the first delivery; counted by the quorum queue (`x-delivery-count`) or by `x-retry-count`. */
   deliveryCount: number;
+  /** The message's span while tracing is on (observability/tracing.ts). */
+  span?: Span;
 }
 
 function headerNumber(value: unknown): number | undefined {

@@ -2,8 +2,10 @@ import { Logger } from '@nestjs/common';
 import { type CustomTransportStrategy, Server } from '@nestjs/microservices';
 import type { Channel, ConfirmChannel, ConsumeMessage } from 'amqplib';
 import amqp, { type AmqpConnectionManager, type ChannelWrapper } from 'amqp-connection-manager';
+import type { Context } from '@opentelemetry/api';
 import { safeProperty } from '../common/safe-text.js';
 import type { Settings } from '../config/settings.js';
+import { inChildSpanSync, startMessageSpan, tracingActive } from '../observability/tracing.js';
 import type { WorkerMetrics } from '../observability/worker-metrics.js';
 import type { MessageProcessor, OutcomeListener, Settled } from '../purchases/outcome.js';
 import { BrokerNodes } from './broker-nodes.js';
@@ -149,7 +151,7 @@ export class PurchaseTransport extends Server implements CustomTransportStrategy
       onUnroutable: (error) => this.onUnroutable(error),
       onDeadLettered: () => this.onDeadLettered(),
     });
-    this.processor.connect((settled) => this.onSettled(settled));
+    this.processor.connect((settled, trace) => this.onSettled(settled, trace));
     this.consumer = new PurchaseConsumer(
       {
         openChannel: () => this.openChannel(),
@@ -263,8 +265,15 @@ export class PurchaseTransport extends Server implements CustomTransportStrategy
     this.metrics.inFlight.inc();
     live.acks.received(message.fields.deliveryTag);
     const delivery: Delivery = { live, message, deliveryCount: deliveryCountOf(message) };
+    if (tracingActive()) {
+      delivery.span = startMessageSpan(
+        this.settings.PURCHASE_QUEUE,
+        message.properties.headers,
+        safeProperty(message.properties.messageId),
+      );
+    }
     try {
-      this.processor.process(message, delivery);
+      this.processor.process(message, delivery, delivery.span?.spanContext());
     } catch (error) {
       // The pipeline turns every known failure into an outcome; anything else goes back to the broker.
       this.onSettled([{ token: delivery, outcome: { kind: 'retry', error: error as Error } }]);
@@ -272,13 +281,14 @@ export class PurchaseTransport extends Server implements CustomTransportStrategy
   }
 
   /** Outcomes from the pipeline, a batch at a time: committed ones are acked at once, the rest one by one. */
-  private onSettled(settled: readonly Settled<Delivery>[]): void {
+  private onSettled(settled: readonly Settled<Delivery>[], trace?: Context): void {
     const settler = this.settler as MessageSettler;
     const committed = settled.filter(
       ({ outcome }) => outcome.kind === 'confirmed' || outcome.kind === 'duplicate',
     );
     if (committed.length > 0) {
-      settler.settleCommitted(committed);
+      inChildSpanSync(trace, 'ack', () => settler.settleCommitted(committed));
+      for (const { token } of committed) token.span?.end();
       this.finished(committed.length);
     }
     if (committed.length === settled.length) return;
@@ -294,7 +304,11 @@ export class PurchaseTransport extends Server implements CustomTransportStrategy
             err: error,
           }),
         )
-        .finally(() => this.finished(1));
+        .finally(() => {
+          delivery.span?.setAttribute('flashsale.outcome', outcome.kind);
+          delivery.span?.end();
+          this.finished(1);
+        });
     }
   }
 

@@ -1,5 +1,6 @@
 import { redactCredentials } from '../observability/log-redaction.js';
 import { randomUUID } from 'node:crypto';
+import { injectTraceContext } from '../observability/tracing.js';
 import amqp, { type AmqpConnectionManager, type ChannelWrapper } from 'amqp-connection-manager';
 import type { ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
 import { purchaseSchema } from '../purchases/purchase.schema.js';
@@ -195,7 +196,8 @@ export class PurchasePublisher {
       messageId,
       timestamp: Math.floor(Date.now() / 1000),
       mandatory: true,
-      headers: options.headers,
+      // The caller's trace continues in the worker (W3C traceparent; nothing without OpenTelemetry set up).
+      headers: injectTraceContext({ ...options.headers }),
     };
     return this.sendUntilConfirmed(channel, body, properties, messageId, deadline).finally(() =>
       this.settled(),

@@ -1,3 +1,4 @@
+import type { Context, SpanContext } from '@opentelemetry/api';
 import type { Purchase, Rejection } from './purchase.schema.js';
 
 export type { Rejection } from './purchase.schema.js';
@@ -29,9 +30,13 @@ export interface Settled<T> {
  * returns at once; outcomes come back through the listener given to `connect`, a whole batch per call.
  */
 export interface MessageProcessor<T> {
-  connect(onSettled: (settled: Settled<T>[]) => void): void;
-  process(message: IncomingMessage, token: T): void;
+  connect(onSettled: SettledListener<T>): void;
+  /** `trace`: the message's span, which its batch's span links to (while tracing is on). */
+  process(message: IncomingMessage, token: T, trace?: SpanContext): void;
 }
+
+/** Takes a batch of outcomes; `trace` holds the batch's span while tracing is on (the acks are its child). */
+export type SettledListener<T> = (settled: Settled<T>[], trace?: Context) => void;
 
 /** What the reporter needs to know of the message an outcome belongs to. */
 export interface MessageFacts {

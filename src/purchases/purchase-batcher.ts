@@ -8,7 +8,9 @@ import { backoffDelayMs, sleep } from '../database/backoff.js';
 import type { CircuitBreaker } from '../database/circuit-breaker.js';
 import type { WorkerMetrics } from '../observability/worker-metrics.js';
 import type { InsertedOrders } from './order.writer.js';
-import type { Outcome, Settled } from './outcome.js';
+import type { Span, SpanContext } from '@opentelemetry/api';
+import { contextOf, inChildSpan, startBatchSpan, tracingActive } from '../observability/tracing.js';
+import type { Outcome, Settled, SettledListener } from './outcome.js';
 import { orderKey, type Purchase } from './purchase.schema.js';
 
 export interface BatcherOptions {
@@ -57,6 +59,8 @@ type WriteResult = { inserted: boolean; committedAt: Date } | Outcome | Error;
 interface Pending<T> {
   purchase: Purchase;
   token: T;
+  /** The message's span, while tracing is on. */
+  trace: SpanContext | undefined;
 }
 
 /**
@@ -81,7 +85,7 @@ export class PurchaseBatcher<T> {
     private readonly breaker: CircuitBreaker,
     private readonly metrics: WorkerMetrics,
     private readonly options: BatcherOptions,
-    private readonly onSettled: (settled: Settled<T>[]) => void,
+    private readonly onSettled: SettledListener<T>,
   ) {}
 
   /** Purchases accepted and not yet resolved. */
@@ -90,8 +94,8 @@ export class PurchaseBatcher<T> {
   }
 
   /** Takes a purchase into the next batch; its outcome comes through `onSettled` with its batch. */
-  submit(purchase: Purchase, token: T): void {
-    this.pending.push({ purchase, token });
+  submit(purchase: Purchase, token: T, trace?: SpanContext): void {
+    this.pending.push({ purchase, token, trace });
     if (this.pending.length >= this.options.maxBatchSize) this.cut();
     else this.timer ??= setTimeout(() => this.cut(), this.options.maxWaitMs);
   }
@@ -136,15 +140,26 @@ export class PurchaseBatcher<T> {
       const batch = this.ready.shift() as Pending<T>[];
       this.inFlight += batch.length;
       this.writing.add(batch);
-      void this.writeBatch(batch).then(
+      const span = tracingActive()
+        ? startBatchSpan(
+            batch.length,
+            batch.map(({ trace }) => trace),
+          )
+        : undefined;
+      void this.writeBatch(batch, span).then(
         (settled) => {
           if (!this.writing.delete(batch)) return; // abandoned: already handed back as retries
           this.inFlight -= batch.length;
-          this.onSettled(settled);
+          try {
+            this.onSettled(settled, contextOf(span));
+          } finally {
+            span?.end();
+          }
           this.startWrites();
         },
         (error: unknown) => {
           // writeBatch turns every failure into outcomes; this is a bug, and the messages go back.
+          span?.end();
           if (!this.writing.delete(batch)) return;
           this.inFlight -= batch.length;
           const cause = error instanceof Error ? error : new Error(String(error));
@@ -160,7 +175,7 @@ export class PurchaseBatcher<T> {
     }
   }
 
-  private async writeBatch(batch: Pending<T>[]): Promise<Settled<T>[]> {
+  private async writeBatch(batch: Pending<T>[], span: Span | undefined): Promise<Settled<T>[]> {
     // One INSERT row per order key: the first purchase of a key is the candidate, the rest of the batch
     // with that key are duplicates of it whatever the database says.
     const keys = batch.map(({ purchase }) => orderKey(purchase));
@@ -172,7 +187,7 @@ export class PurchaseBatcher<T> {
     // Rows in key order: two batches with overlapping keys then wait on each other in the same order, never
     // in opposite orders (a deadlock, 40P01, between workers of a fleet).
     const ordered = [...candidates.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    const results = await this.writeIsolatingFailures(ordered, 1);
+    const results = await this.writeIsolatingFailures(ordered, 1, span);
     const claimed = new Set<string>();
     return batch.map(({ purchase, token }, index): Settled<T> => {
       const key = keys[index] as string;
@@ -200,6 +215,7 @@ export class PurchaseBatcher<T> {
   private async writeIsolatingFailures(
     candidates: Candidate[],
     firstAttempt: number,
+    span: Span | undefined,
   ): Promise<Map<string, WriteResult>> {
     const results = new Map<string, WriteResult>();
     const purchases = candidates.map((candidate) => candidate.purchase);
@@ -211,7 +227,7 @@ export class PurchaseBatcher<T> {
       await this.breaker.whenClosed();
       const started = performance.now();
       try {
-        const inserted = await this.orders.insert(purchases);
+        const inserted = await inChildSpan(span, 'orders insert', () => this.orders.insert(purchases));
         this.metrics.batchWritten(purchases.length, (performance.now() - started) / 1000);
         this.breaker.recordSuccess();
         const now = new Date();
@@ -238,8 +254,8 @@ export class PurchaseBatcher<T> {
           // Some row of this batch is refused: split until the refused one stands alone.
           const middle = Math.ceil(candidates.length / 2);
           const [left, right] = await Promise.all([
-            this.writeIsolatingFailures(candidates.slice(0, middle), attempt),
-            this.writeIsolatingFailures(candidates.slice(middle), attempt),
+            this.writeIsolatingFailures(candidates.slice(0, middle), attempt, span),
+            this.writeIsolatingFailures(candidates.slice(middle), attempt, span),
           ]);
           return new Map([...left, ...right]);
         }

@@ -4,7 +4,8 @@ import type { Settings } from '../config/settings.js';
 import { DatabaseCircuitBreaker } from '../database/database.module.js';
 import { WorkerMetrics } from '../observability/worker-metrics.js';
 import { OrderWriter } from './order.writer.js';
-import type { IncomingMessage, MessageProcessor, Settled } from './outcome.js';
+import type { Context, SpanContext } from '@opentelemetry/api';
+import type { IncomingMessage, MessageProcessor, Settled, SettledListener } from './outcome.js';
 import { type OrderInserter, PurchaseBatcher } from './purchase-batcher.js';
 import { parsePurchase } from './purchase.schema.js';
 
@@ -16,7 +17,7 @@ import { parsePurchase } from './purchase.schema.js';
 @Injectable()
 export class PurchasePipeline<T> implements MessageProcessor<T> {
   readonly batcher: PurchaseBatcher<T>;
-  private onSettled: ((settled: Settled<T>[]) => void) | undefined;
+  private onSettled: SettledListener<T> | undefined;
 
   constructor(
     @Inject(SETTINGS) private readonly settings: Settings,
@@ -36,24 +37,24 @@ export class PurchasePipeline<T> implements MessageProcessor<T> {
         retryMaxMs: settings.RETRY_MAX_MS,
         maxAttempts: settings.RETRY_MAX_ATTEMPTS,
       },
-      (settled) => this.settle(settled),
+      (settled, trace) => this.settle(settled, trace),
     );
   }
 
-  connect(onSettled: (settled: Settled<T>[]) => void): void {
+  connect(onSettled: SettledListener<T>): void {
     this.onSettled = onSettled;
   }
 
-  process(message: IncomingMessage, token: T): void {
+  process(message: IncomingMessage, token: T, trace?: SpanContext): void {
     const contentType =
       typeof message.properties.contentType === 'string' ? message.properties.contentType : undefined;
     const parsed = parsePurchase(message.content, contentType, this.settings.MAX_MESSAGE_BYTES);
-    if (parsed.ok) this.batcher.submit(parsed.purchase, token);
+    if (parsed.ok) this.batcher.submit(parsed.purchase, token, trace);
     else this.settle([{ token, outcome: { kind: 'rejected', rejection: parsed.rejection } }]);
   }
 
-  private settle(settled: Settled<T>[]): void {
+  private settle(settled: Settled<T>[], trace?: Context): void {
     if (!this.onSettled) throw new Error('PurchasePipeline: no listener connected for its outcomes');
-    this.onSettled(settled);
+    this.onSettled(settled, trace);
   }
 }

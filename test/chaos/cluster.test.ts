@@ -84,7 +84,7 @@ function failoverMsOf(worker: WorkerProcess, sinceMs: number): number | undefine
   const times = (text: string) =>
     worker
       .logEntries(text)
-      .map((entry) => Number(entry.time))
+      .map((entry) => new Date(entry.time as string | number).getTime())
       .filter((time) => time >= sinceMs);
   const lost = times('disconnected from')[0];
   const consuming = lost === undefined ? undefined : times('consuming from').find((time) => time >= lost);
