@@ -11,28 +11,33 @@ const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{
 const ISO_DATE_TIME =
   /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/i;
 
-function isCalendarDateTime(value: string): boolean {
+const DAYS_IN_MONTH = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+
+function daysInMonth(year: number, month: number): number {
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  return month === 2 && leap ? 29 : (DAYS_IN_MONTH[month - 1] ?? 0);
+}
+
+/** The form of an ISO 8601 date-time with a zone, and a day, hour, minute and second that exist. */
+function hasCalendarFields(value: string): boolean {
   const match = ISO_DATE_TIME.exec(value);
   if (!match) return false;
-  const [year, month, day, hour, minute, second] = match.slice(1, 7).map((part) => Number(part ?? 0)) as [
-    number,
-    number,
-    number,
-    number,
-    number,
-    number,
-  ];
-  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
+  const year = Number(match[1]);
+  const month = Number(match[2]);
+  const day = Number(match[3]);
   return (
     month >= 1 &&
     month <= 12 &&
     day >= 1 &&
-    day <= daysInMonth &&
-    hour <= 23 &&
-    minute <= 59 &&
-    second <= 59 &&
-    !Number.isNaN(Date.parse(value))
+    day <= daysInMonth(year, month) &&
+    Number(match[4]) <= 23 &&
+    Number(match[5]) <= 59 &&
+    Number(match[6] ?? 0) <= 59
   );
+}
+
+function isCalendarDateTime(value: string): boolean {
+  return hasCalendarFields(value) && !Number.isNaN(Date.parse(value));
 }
 
 const noNul = (value: string) => !value.includes('\u0000');
@@ -83,10 +88,10 @@ export function validPurchase(body: object): Purchase | undefined {
   if (typeof saleId !== 'string' || !UUID_PATTERN.test(saleId)) return undefined;
   if (typeof userId !== 'string' || !nonEmpty(userId) || !withinLength(userId)) return undefined;
   if (!noNul(userId) || !wellFormed(userId)) return undefined;
-  if (typeof timestamp !== 'string' || !isCalendarDateTime(timestamp) || !notBeforeYearOne(timestamp)) {
-    return undefined;
-  }
-  return { saleId: saleId.toLowerCase(), userId, timestamp: new Date(timestamp) };
+  if (typeof timestamp !== 'string' || !hasCalendarFields(timestamp)) return undefined;
+  const ms = Date.parse(timestamp); // once: the checks of isCalendarDateTime and notBeforeYearOne, and the Date
+  if (Number.isNaN(ms) || ms < EARLIEST_PURCHASE_MS) return undefined;
+  return { saleId: saleId.toLowerCase(), userId, timestamp: new Date(ms) };
 }
 
 /** Why a message was rejected: a stable code for counting and a sentence a person understands. */
