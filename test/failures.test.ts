@@ -24,21 +24,21 @@ describe('when things fail', () => {
   });
   afterEach(() => world.close());
 
-  /** Every insert now fails with an error that is neither transient nor the data's fault (42P01). */
-  async function publishWithOrdersTableAway(count: number): Promise<void> {
+  /**
+   * Starts a worker with `settings`, then publishes `count` purchases whose every insert fails with an error
+   * that is neither transient nor the data's fault (42P01).
+   */
+  async function startWorkerWithOrdersTableAway(settings: Record<string, number>, count: number) {
+    const worker = await world.startWorker(settings);
     await world.sql.query('ALTER TABLE orders RENAME TO orders_away');
     const saleId = randomUUID();
     await world.publish(Array.from({ length: count }, () => purchase({ saleId })));
+    return worker;
   }
 
   it('never acks a purchase whose insert failed: it is redelivered and stored once the database accepts it', async () => {
-    const worker = await world.startWorker({
-      RETRY_BASE_MS: 20,
-      RETRY_MAX_MS: 100,
-      RETRY_MAX_ATTEMPTS: 2,
-      MAX_DELIVERIES: 50,
-    });
-    await publishWithOrdersTableAway(10);
+    const requeueOften = { RETRY_BASE_MS: 20, RETRY_MAX_MS: 100, RETRY_MAX_ATTEMPTS: 2, MAX_DELIVERIES: 50 };
+    const worker = await startWorkerWithOrdersTableAway(requeueOften, 10);
 
     // Each message fails, is handed back to the broker after its back-off, and comes again.
     const retried = () => worker.app.get(WorkerMetrics).retriedCount();
@@ -135,13 +135,14 @@ describe('when things fail', () => {
   });
 
   it('past its shutdown deadline exits non-zero having acked nothing uncommitted; the purchases come back', async () => {
-    const worker = await world.startWorker({
+    // Retrying in the worker far past the deadline: the 25 messages are still held when SIGTERM comes.
+    const retryPastDeadline = {
       RETRY_BASE_MS: 50,
       RETRY_MAX_MS: 200,
       RETRY_MAX_ATTEMPTS: 1000,
       SHUTDOWN_DEADLINE_MS: 800,
-    });
-    await publishWithOrdersTableAway(25);
+    };
+    const worker = await startWorkerWithOrdersTableAway(retryPastDeadline, 25);
     await waitFor('25 messages held', () => worker.transport.inFlight === 25);
 
     expect(await worker.stop('SIGTERM')).toBe(1);

@@ -33,6 +33,11 @@ async function countOf(sql: pg.Pool, query: string): Promise<number> {
   return Number(result.rows[0]?.count ?? NaN);
 }
 
+/** The orders in the database now. */
+export function orderCount(sql: pg.Pool): Promise<number> {
+  return countOf(sql, 'SELECT count(*) AS count FROM orders');
+}
+
 async function orderFigures(sql: pg.Pool, mix: PurchaseMix) {
   const rows = (
     await sql.query<{ sale_id: string; user_id: string; purchased_ms: string }>(

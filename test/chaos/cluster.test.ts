@@ -1,31 +1,30 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import amqp from 'amqplib';
-import pg from 'pg';
 import { nodeOrderFor } from '../../src/broker/broker-nodes.js';
 import { purchaseTopology } from '../../src/broker/topology.js';
 import { parseSettings } from '../../src/config/settings.js';
-import { applyMigrations } from '../../src/database/migrate.js';
 import { waitFor } from '../support/harness.js';
-import { PrivatePostgres } from '../support/private-postgres.js';
 import type { PrivateRabbitMq } from '../support/private-rabbitmq.js';
 import { PrivateRabbitMqCluster } from '../support/private-rabbitmq-cluster.js';
 import type { WorkerExit, WorkerProcess } from '../support/worker-process.js';
 import { type ChaosFigures, collectFigures, table } from './chaos-figures.js';
-import { CHAOS_WORKER_SETTINGS, ChaosFleet } from './chaos-fleet.js';
+import {
+  CHAOS_QUEUES,
+  CHAOS_SEED,
+  CHAOS_WORKER_SETTINGS,
+  ChaosRun,
+  runChaosScenario,
+} from './chaos-fleet.js';
 import { PurchaseChannel } from './purchase-channel.js';
 import { type PurchaseMix, purchaseMix } from './purchase-mix.js';
 
 // Two rounds of half the chaos size each: CI's 8000 purchases keep the whole file near two minutes.
 const ROUND_PURCHASES = Math.ceil(Number(process.env.CHAOS_PURCHASES ?? 50_000) / 2);
-const SEED = Number(process.env.CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31));
-const QUEUES = { purchase: 'purchase', deadLetter: 'purchase.dlq' };
 const FLEET_SIZE = 3;
-const SHUTDOWN_DEADLINE_MS = Number(CHAOS_WORKER_SETTINGS.SHUTDOWN_DEADLINE_MS);
 // A node lost with acks in flight: every unacked delivery of the fleet may come back, a poison one as a
 // second DLQ copy (dead-lettering is publish-with-confirm, then ack).
 const FLEET_UNACKED_WINDOW = FLEET_SIZE * Number(CHAOS_WORKER_SETTINGS.PREFETCH);
 const FAILOVER_TIMEOUT_MS = 60_000;
-const QUIET_PERIOD_MS = 3000;
 const SETTLE_TIMEOUT_MS = 120_000 + ROUND_PURCHASES * 4;
 
 interface Round {
@@ -46,12 +45,7 @@ interface Round {
 }
 
 const rounds: Round[] = [];
-const timings: [string, string | number][] = [];
-let cluster: PrivateRabbitMqCluster | undefined;
-let database: PrivatePostgres | undefined;
-let sql: pg.Pool | undefined;
-let channel: PurchaseChannel | undefined;
-let fleet: ChaosFleet | undefined;
+const chaos = new ChaosRun<PrivateRabbitMqCluster>();
 let killedNode: PrivateRabbitMq | undefined;
 let leaderAtKill: string | undefined;
 let leaderAfterKill: string | undefined;
@@ -60,22 +54,19 @@ let finalExits = new Map<string, WorkerExit>();
 
 const elapsedSince = (startMs: number) => Date.now() - startMs;
 
-async function countOrders(): Promise<number> {
-  const result = await sql!.query<{ count: string }>('SELECT count(*) AS count FROM orders');
-  return Number(result.rows[0]?.count);
-}
-
 /** The cluster node a worker's /ready names (`node`: host:port), whether it is ready or not. */
 async function nodeOf(worker: WorkerProcess): Promise<{ ready: boolean; node: PrivateRabbitMq | undefined }> {
   const response = await fetch(`http://127.0.0.1:${worker.port}/ready`);
   const body = (await response.json()) as { details?: { rabbitmq?: { node?: string | null } } };
   const address = body.details?.rabbitmq?.node;
-  const node = address ? cluster!.nodeOnPort(Number(address.split(':').at(-1))) : undefined;
+  const node = address ? chaos.broker!.nodeOnPort(Number(address.split(':').at(-1))) : undefined;
   return { ready: response.status === 200, node };
 }
 
 async function workersOn(node: PrivateRabbitMq): Promise<number> {
-  const nodes = await Promise.all(fleet!.workerIds.map((workerId) => nodeOf(fleet!.worker(workerId))));
+  const nodes = await Promise.all(
+    chaos.fleet!.workerIds.map((workerId) => nodeOf(chaos.fleet!.worker(workerId))),
+  );
   return nodes.filter((found) => found.node === node).length;
 }
 
@@ -95,7 +86,7 @@ function failoverMsOf(worker: WorkerProcess, sinceMs: number): number | undefine
 function workerIdsStartingAt(node: PrivateRabbitMq): string[] {
   const ids: string[] = [];
   for (let index = 1; ids.length < FLEET_SIZE; index += 1) {
-    if (nodeOrderFor(cluster!.urls, `cluster-${index}`)[0] === node.url) ids.push(`cluster-${index}`);
+    if (nodeOrderFor(chaos.broker!.urls, `cluster-${index}`)[0] === node.url) ids.push(`cluster-${index}`);
   }
   return ids;
 }
@@ -105,32 +96,12 @@ async function declareTopology(url: string): Promise<void> {
   const connection = await amqp.connect(url);
   try {
     const declaring = await connection.createChannel();
-    for (const queue of purchaseTopology(parseSettings({ PURCHASE_QUEUE: QUEUES.purchase }))) {
+    for (const queue of purchaseTopology(parseSettings({ PURCHASE_QUEUE: CHAOS_QUEUES.purchase }))) {
       await declaring.assertQueue(queue.name, queue.options);
     }
   } finally {
     await connection.close();
   }
-}
-
-/** Waits until the queue is empty and the order count has not moved for QUIET_PERIOD_MS. */
-async function settle(): Promise<number> {
-  const startedMs = Date.now();
-  let lastOrders = -1;
-  let quietSinceMs = Date.now();
-  await waitFor(
-    'the purchase queue to empty and the order count to stay put',
-    async () => {
-      const [ready, orders] = [await channel!.depth(QUEUES.purchase), await countOrders()];
-      if (ready > 0 || orders !== lastOrders) {
-        lastOrders = orders;
-        quietSinceMs = Date.now();
-      }
-      return elapsedSince(quietSinceMs) >= QUIET_PERIOD_MS;
-    },
-    { timeoutMs: SETTLE_TIMEOUT_MS, intervalMs: 250 },
-  );
-  return elapsedSince(startedMs);
 }
 
 /**
@@ -144,17 +115,16 @@ async function runRound(
   target: PrivateRabbitMq,
   run: () => Promise<void>,
 ): Promise<Round> {
-  const ordersBefore = await countOrders();
-  await channel!.publish(QUEUES.purchase, mix.bodies);
+  const { sql } = chaos.database!;
+  const [channel, fleet] = [chaos.channel!, chaos.fleet!];
+  const ordersBefore = await chaos.orderCount();
+  await channel.publish(CHAOS_QUEUES.purchase, mix.bodies);
   // As soon as a batch is in: at CI size the whole backlog takes a few seconds.
-  const step = Math.min(Number(CHAOS_WORKER_SETTINGS.BATCH_SIZE), Math.floor(mix.timestampsByPair.size / 10));
-  const ordersAtFault = await waitFor(
-    `orders to grow by ${step} before "${fault}"`,
-    async () => {
-      const orders = await countOrders();
-      return orders >= ordersBefore + step && orders;
-    },
-    { timeoutMs: FAILOVER_TIMEOUT_MS, intervalMs: 10 },
+  const ordersAtFault = await chaos.ordersGrownBeforeFault(
+    ordersBefore,
+    mix.timestampsByPair.size,
+    fault,
+    FAILOVER_TIMEOUT_MS,
   );
   const round: Round = {
     name,
@@ -163,7 +133,7 @@ async function runRound(
     target: target.nodeName,
     workersOnTarget: await workersOn(target),
     ordersAtFault,
-    readyInQueueAtFault: await channel!.depth(QUEUES.purchase),
+    readyInQueueAtFault: await channel.depth(CHAOS_QUEUES.purchase),
     allReadyElsewhereMs: 0,
     workerFailoverMs: [],
     settleMs: 0,
@@ -174,70 +144,63 @@ async function runRound(
   await waitFor(
     `every worker ready on a node other than ${target.nodeName}`,
     async () => {
-      const nodes = await Promise.all(fleet!.workerIds.map((id) => nodeOf(fleet!.worker(id))));
+      const nodes = await Promise.all(fleet.workerIds.map((id) => nodeOf(fleet.worker(id))));
       return nodes.every((found) => found.ready && found.node && found.node !== target);
     },
     { timeoutMs: FAILOVER_TIMEOUT_MS, intervalMs: 50 },
   );
   round.allReadyElsewhereMs = elapsedSince(faultMs);
-  round.workerFailoverMs = fleet!.workerIds.map((id) => failoverMsOf(fleet!.worker(id), faultMs));
-  round.settleMs = await settle();
-  round.figures = await collectFigures(sql!, channel!, QUEUES, mix);
-  await sql!.query('TRUNCATE orders, audit_logs');
+  round.workerFailoverMs = fleet.workerIds.map((id) => failoverMsOf(fleet.worker(id), faultMs));
+  round.settleMs = await chaos.settle(SETTLE_TIMEOUT_MS);
+  round.figures = await collectFigures(sql, channel, CHAOS_QUEUES, mix);
+  await sql.query('TRUNCATE orders, audit_logs');
   return round;
 }
 
 async function runScenario(): Promise<void> {
   const startedMs = Date.now();
-  [cluster, database] = await Promise.all([PrivateRabbitMqCluster.start(), PrivatePostgres.start()]);
-  timings.push(['3-node cluster and database up (ms)', elapsedSince(startedMs)]);
-  const databaseUrl = database.url('flashsale');
-  await applyMigrations(databaseUrl);
-  sql = new pg.Pool({ connectionString: databaseUrl, max: 2 });
+  const { broker: cluster } = await chaos.startServers(() => PrivateRabbitMqCluster.start());
+  chaos.timings.push(['3-node cluster and database up (ms)', elapsedSince(startedMs)]);
   await declareTopology(cluster.urls[0]!);
-  const leader = cluster.nodeNamed((await cluster.replicasOf(QUEUES.purchase)).leader);
+  const leader = cluster.nodeNamed((await cluster.replicasOf(CHAOS_QUEUES.purchase)).leader);
   const publishingNode = cluster.nodes.find((node) => node !== leader)!;
-  channel = await PurchaseChannel.open(publishingNode.url);
-  fleet = new ChaosFleet({
-    RABBITMQ_URL: cluster.urls.join(','),
-    DATABASE_URL: databaseUrl,
-    PURCHASE_QUEUE: QUEUES.purchase,
-  });
-  await Promise.all(workerIdsStartingAt(leader).map((workerId) => fleet!.start(workerId)));
+  chaos.channel = await PurchaseChannel.open(publishingNode.url);
+  const fleet = chaos.newFleet(cluster.urls.join(','));
+  await Promise.all(workerIdsStartingAt(leader).map((workerId) => fleet.start(workerId)));
 
   // Round 1: the node that every worker is connected to and that leads the queue dies, and stays down.
-  leaderAtKill = (await cluster.replicasOf(QUEUES.purchase)).leader;
-  await runRound('node killed', purchaseMix(ROUND_PURCHASES, SEED), 'SIGKILL', leader, async () => {
+  leaderAtKill = (await cluster.replicasOf(CHAOS_QUEUES.purchase)).leader;
+  await runRound('node killed', purchaseMix(ROUND_PURCHASES, CHAOS_SEED), 'SIGKILL', leader, async () => {
     killedNode = leader;
     await leader.kill();
   });
-  leaderAfterKill = (await cluster.replicasOf(QUEUES.purchase)).leader;
-  aliveAfterNodeLoss = fleet.workerIds.filter((id) => fleet!.worker(id).exitStatus === undefined);
+  leaderAfterKill = (await cluster.replicasOf(CHAOS_QUEUES.purchase)).leader;
+  aliveAfterNodeLoss = fleet.workerIds.filter((id) => fleet.worker(id).exitStatus === undefined);
 
   // Round 2: the node is back; the node holding most workers goes into maintenance mode.
   const restartMs = Date.now();
   await leader.start();
-  timings.push(['killed node back in the cluster (ms)', elapsedSince(restartMs)]);
-  await channel.close();
-  channel = await PurchaseChannel.open(leader.url);
+  chaos.timings.push(['killed node back in the cluster (ms)', elapsedSince(restartMs)]);
+  await chaos.channel.close();
+  chaos.channel = await PurchaseChannel.open(leader.url);
   const counts = await Promise.all(cluster.nodes.map((node) => workersOn(node)));
   const busiest = cluster.nodes[counts.indexOf(Math.max(...counts))]!;
   await runRound(
     'node drained',
-    purchaseMix(ROUND_PURCHASES, SEED + 1),
+    purchaseMix(ROUND_PURCHASES, CHAOS_SEED + 1),
     'rabbitmq-upgrade drain',
     busiest,
-    () => cluster!.drain(busiest),
+    () => cluster.drain(busiest),
   );
   await cluster.revive(busiest);
-  finalExits = await fleet.stopAll(SHUTDOWN_DEADLINE_MS + 5000);
+  finalExits = await fleet.stopAll();
 }
 
 function report(): void {
   const lines = [
     table(
-      `cluster chaos run: 2 rounds of ${ROUND_PURCHASES} purchases, seed ${SEED} (CHAOS_SEED to replay)`,
-      [...timings],
+      `cluster chaos run: 2 rounds of ${ROUND_PURCHASES} purchases, seed ${CHAOS_SEED} (CHAOS_SEED to replay)`,
+      [...chaos.timings],
     ),
   ];
   for (const round of rounds) {
@@ -266,13 +229,7 @@ function report(): void {
       ]),
     );
   }
-  lines.push('workers:');
-  for (const summary of fleet?.summaries() ?? []) {
-    lines.push(
-      `  ${summary.workerId.padEnd(10)} pid ${summary.pid} exit ${summary.exit}; settled ${JSON.stringify(summary.settled)}; ` +
-        `${summary.warnLines} warn, ${summary.errorLines} error lines`,
-    );
-  }
+  lines.push('workers:', ...(chaos.fleet?.summaryLines() ?? []));
   console.log(lines.join('\n'));
 }
 
@@ -293,26 +250,7 @@ function expectExactlyOnce(figures: ChaosFigures | undefined, mix: PurchaseMix):
 }
 
 describe(`a fleet of ${FLEET_SIZE} workers on a 3-node RabbitMQ cluster (2 × ${ROUND_PURCHASES} purchases)`, () => {
-  beforeAll(async () => {
-    try {
-      await runScenario();
-    } catch (error) {
-      for (const worker of fleet?.everyProcess ?? []) {
-        console.error(`--- ${worker.name} (pid ${worker.pid}), last output:\n${worker.tail(30)}`);
-      }
-      throw error;
-    } finally {
-      report();
-    }
-  });
-
-  afterAll(async () => {
-    await fleet?.killAll();
-    if (process.env.CHAOS_LOG_DIR) await fleet?.saveOutput(process.env.CHAOS_LOG_DIR);
-    await channel?.close().catch((error: Error) => console.error(`closing the channel: ${error.message}`));
-    await sql?.end();
-    await Promise.all([cluster?.destroy(), database?.destroy()]);
-  });
+  runChaosScenario(chaos, runScenario, report);
 
   it('fails over when the node that every worker uses and that leads the queue is killed and kept down', () => {
     const [killed] = rounds;

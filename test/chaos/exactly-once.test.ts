@@ -1,26 +1,25 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import pg from 'pg';
-import { applyMigrations } from '../../src/database/migrate.js';
-import { waitFor } from '../support/harness.js';
-import { PrivatePostgres } from '../support/private-postgres.js';
+import { describe, expect, it } from '@jest/globals';
 import { PrivateRabbitMq } from '../support/private-rabbitmq.js';
 import type { WorkerExit } from '../support/worker-process.js';
 import { type ChaosFigures, collectFigures, table } from './chaos-figures.js';
-import { CHAOS_WORKER_SETTINGS, ChaosFleet } from './chaos-fleet.js';
+import {
+  CHAOS_QUEUES,
+  CHAOS_SEED,
+  CHAOS_WORKER_SETTINGS,
+  ChaosRun,
+  runChaosScenario,
+  STOP_TIMEOUT_MS,
+} from './chaos-fleet.js';
 import { PurchaseChannel } from './purchase-channel.js';
 import { purchaseMix } from './purchase-mix.js';
 
 const TOTAL_PURCHASES = Number(process.env.CHAOS_PURCHASES ?? 50_000);
-const SEED = Number(process.env.CHAOS_SEED ?? Math.floor(Math.random() * 2 ** 31));
-const QUEUES = { purchase: 'purchase', deadLetter: 'purchase.dlq' };
 const FLEET = ['chaos-1', 'chaos-2', 'chaos-3'];
-const SHUTDOWN_DEADLINE_MS = Number(CHAOS_WORKER_SETTINGS.SHUTDOWN_DEADLINE_MS);
 // What a SIGKILLed worker may take with it: audit events for its unacked deliveries (PREFETCH) and its
 // unflushed buffer, at most one batch being written and one filling (2 × AUDIT_BATCH_SIZE).
 const KILLED_WORKER_AUDIT_WINDOW =
   Number(CHAOS_WORKER_SETTINGS.PREFETCH) + 2 * Number(CHAOS_WORKER_SETTINGS.AUDIT_BATCH_SIZE);
 const PROGRESS_TIMEOUT_MS = 120_000;
-const QUIET_PERIOD_MS = 3000;
 const SETTLE_TIMEOUT_MS = 180_000 + TOTAL_PURCHASES * 4;
 
 interface FaultRecord {
@@ -34,14 +33,9 @@ interface FaultRecord {
   recoveryMs: number;
 }
 
-const mix = purchaseMix(TOTAL_PURCHASES, SEED);
+const mix = purchaseMix(TOTAL_PURCHASES, CHAOS_SEED);
 const faults: FaultRecord[] = [];
-const timings: [string, string | number][] = [];
-let broker: PrivateRabbitMq | undefined;
-let database: PrivatePostgres | undefined;
-let sql: pg.Pool | undefined;
-let channel: PurchaseChannel | undefined;
-let fleet: ChaosFleet | undefined;
+const chaos = new ChaosRun<PrivateRabbitMq>();
 let killedExit: WorkerExit | undefined;
 let killedWorkerId: string | undefined;
 let terminatedExit: WorkerExit | undefined;
@@ -50,11 +44,6 @@ let figures: ChaosFigures | undefined;
 let droppedIdleConnections = 0;
 
 const elapsedSince = (startMs: number) => Date.now() - startMs;
-
-async function countOrders(): Promise<number> {
-  const result = await sql!.query<{ count: string }>('SELECT count(*) AS count FROM orders');
-  return Number(result.rows[0]?.count);
-}
 
 /**
  * Publishes the next share of the mix and runs `fault` as soon as orders grow from it, while that share is
@@ -67,24 +56,22 @@ async function faultDuringShare(
   { afterConfirms }: { afterConfirms: boolean },
   run: (record: FaultRecord, busiestWorkerId: string) => Promise<void>,
 ): Promise<void> {
-  const ordersBefore = await countOrders();
-  const publishing = channel!.publish(QUEUES.purchase, share);
+  const [channel, fleet] = [chaos.channel!, chaos.fleet!];
+  const ordersBefore = await chaos.orderCount();
+  const publishing = channel.publish(CHAOS_QUEUES.purchase, share);
   const publishFailure = publishing.then(
     () => undefined,
     (error: unknown) => error,
   );
   if (afterConfirms) await publishing;
-  const step = Math.max(1, Math.min(Number(CHAOS_WORKER_SETTINGS.BATCH_SIZE), Math.floor(share.length / 10)));
-  const { ordersAtFault } = await waitFor(
-    `orders to grow by ${step} before "${fault}"`,
-    async () => {
-      const orders = await countOrders();
-      return orders >= ordersBefore + step && { ordersAtFault: orders };
-    },
-    { timeoutMs: PROGRESS_TIMEOUT_MS, intervalMs: 10 },
+  const ordersAtFault = await chaos.ordersGrownBeforeFault(
+    ordersBefore,
+    share.length,
+    fault,
+    PROGRESS_TIMEOUT_MS,
   );
-  const busiest = await fleet!.busiestWorker();
-  const readyInQueueAtFault = await channel!.depth(QUEUES.purchase);
+  const busiest = await fleet.busiestWorker();
+  const readyInQueueAtFault = await channel.depth(CHAOS_QUEUES.purchase);
   const record: FaultRecord = {
     fault,
     atIso: new Date().toISOString(),
@@ -109,20 +96,13 @@ function shares(bodies: string[], count: number): string[][] {
 
 async function runScenario(): Promise<void> {
   const startedMs = Date.now();
-  [broker, database] = await Promise.all([PrivateRabbitMq.start(), PrivatePostgres.start()]);
-  const databaseUrl = database.url('flashsale');
-  await applyMigrations(databaseUrl);
-  sql = new pg.Pool({ connectionString: databaseUrl, max: 2 });
+  const { broker, database } = await chaos.startServers(() => PrivateRabbitMq.start());
   // The database restart ends idle pooled connections; the pool replaces them, the count goes in the report.
-  sql.on('error', () => (droppedIdleConnections += 1));
-  fleet = new ChaosFleet({
-    RABBITMQ_URL: broker.url,
-    DATABASE_URL: databaseUrl,
-    PURCHASE_QUEUE: QUEUES.purchase,
-  });
-  await Promise.all(FLEET.map((workerId) => fleet!.start(workerId)));
-  channel = await PurchaseChannel.open(broker.url);
-  timings.push(['servers and fleet up (ms)', elapsedSince(startedMs)]);
+  database.sql.on('error', () => (droppedIdleConnections += 1));
+  const fleet = chaos.newFleet(broker.url);
+  await Promise.all(FLEET.map((workerId) => fleet.start(workerId)));
+  chaos.channel = await PurchaseChannel.open(broker.url);
+  chaos.timings.push(['servers and fleet up (ms)', elapsedSince(startedMs)]);
 
   const [first, second, third, fourth, last] = shares(mix.bodies, 5);
   const consumingMs = Date.now();
@@ -131,24 +111,24 @@ async function runScenario(): Promise<void> {
     'SIGKILL a worker, restart it',
     { afterConfirms: false },
     async (record, workerId) => {
-      const victim = fleet!.worker(workerId);
+      const victim = fleet.worker(workerId);
       killedWorkerId = workerId;
       victim.kill('SIGKILL');
       killedExit = await victim.waitForExit(10_000);
-      await fleet!.start(workerId);
+      await fleet.start(workerId);
       record.outcome = `${workerId} ${killedExit.signal ?? `code ${killedExit.code}`}, restarted`;
     },
   );
   await faultDuringShare(second!, 'restart the broker', { afterConfirms: true }, async (record) => {
-    await channel!.close();
-    await broker!.restart();
-    channel = await PurchaseChannel.open(broker!.url);
-    await fleet!.waitAllReady();
+    await chaos.channel!.close();
+    await broker.restart();
+    chaos.channel = await PurchaseChannel.open(broker.url);
+    await fleet.waitAllReady();
     record.outcome = 'all workers ready again';
   });
   await faultDuringShare(third!, 'restart the database', { afterConfirms: false }, async (record) => {
-    await database!.restart();
-    await fleet!.waitAllReady();
+    await database.server.restart();
+    await fleet.waitAllReady();
     record.outcome = 'all workers ready again';
   });
   await faultDuringShare(
@@ -156,47 +136,33 @@ async function runScenario(): Promise<void> {
     'SIGTERM a worker mid-batch, replace it',
     { afterConfirms: false },
     async (record, workerId) => {
-      const victim = fleet!.retire(workerId);
+      const victim = fleet.retire(workerId);
       victim.sigterm();
-      terminatedExit = await victim.waitForExit(SHUTDOWN_DEADLINE_MS + 5000);
-      await fleet!.start('chaos-4');
+      terminatedExit = await victim.waitForExit(STOP_TIMEOUT_MS);
+      await fleet.start('chaos-4');
       record.outcome = `${workerId} ${terminatedExit.signal ?? `code ${terminatedExit.code}`}, chaos-4 started`;
     },
   );
-  await channel.publish(QUEUES.purchase, last!);
-  timings.push(['publishing and faults (ms)', elapsedSince(consumingMs)]);
+  await chaos.channel.publish(CHAOS_QUEUES.purchase, last!);
+  chaos.timings.push(['publishing and faults (ms)', elapsedSince(consumingMs)]);
 
-  const settleMs = Date.now();
-  let lastOrders = -1;
-  let quietSinceMs = Date.now();
-  await waitFor(
-    'the purchase queue to empty and the order count to stay put',
-    async () => {
-      const [ready, orders] = [await channel!.depth(QUEUES.purchase), await countOrders()];
-      if (ready > 0 || orders !== lastOrders) {
-        lastOrders = orders;
-        quietSinceMs = Date.now();
-      }
-      return elapsedSince(quietSinceMs) >= QUIET_PERIOD_MS;
-    },
-    { timeoutMs: SETTLE_TIMEOUT_MS, intervalMs: 250 },
-  );
-  timings.push(['settling after the last publish (ms)', elapsedSince(settleMs)]);
-  timings.push([
+  const settleMs = await chaos.settle(SETTLE_TIMEOUT_MS);
+  chaos.timings.push(['settling after the last publish (ms)', settleMs]);
+  chaos.timings.push([
     'purchases per second, end to end',
     Math.round(TOTAL_PURCHASES / (elapsedSince(consumingMs) / 1000)),
   ]);
-  finalExits = await fleet.stopAll(SHUTDOWN_DEADLINE_MS + 5000);
-  figures = await collectFigures(sql, channel, QUEUES, mix);
+  finalExits = await fleet.stopAll();
+  figures = await collectFigures(database.sql, chaos.channel, CHAOS_QUEUES, mix);
 }
 
 function report(): void {
   const lines = [
-    table(`chaos run: ${TOTAL_PURCHASES} purchases, seed ${SEED} (CHAOS_SEED to replay)`, [
+    table(`chaos run: ${TOTAL_PURCHASES} purchases, seed ${CHAOS_SEED} (CHAOS_SEED to replay)`, [
       ['unique valid purchases', mix.timestampsByPair.size],
       ['duplicates', mix.duplicates],
       ['poison', `${mix.poisonBodies.size} ${JSON.stringify(mix.poisonByKind)}`],
-      ...timings,
+      ...chaos.timings,
       ['idle test-pool connections dropped', droppedIdleConnections],
     ]),
     'faults:',
@@ -225,37 +191,12 @@ function report(): void {
       ...repeatedDeadLetters.map((line) => `  dead-lettered more than once: ${line}`),
     );
   }
-  lines.push('workers:');
-  for (const summary of fleet?.summaries() ?? []) {
-    lines.push(
-      `  ${summary.workerId.padEnd(8)} pid ${summary.pid} exit ${summary.exit}; settled ${JSON.stringify(summary.settled)}; ` +
-        `${summary.warnLines} warn, ${summary.errorLines} error lines`,
-    );
-  }
+  lines.push('workers:', ...(chaos.fleet?.summaryLines() ?? []));
   console.log(lines.join('\n'));
 }
 
 describe(`a fleet of 3 workers under chaos (${TOTAL_PURCHASES} purchases)`, () => {
-  beforeAll(async () => {
-    try {
-      await runScenario();
-    } catch (error) {
-      for (const worker of fleet?.everyProcess ?? []) {
-        console.error(`--- ${worker.name} (pid ${worker.pid}), last output:\n${worker.tail(30)}`);
-      }
-      throw error;
-    } finally {
-      report();
-    }
-  });
-
-  afterAll(async () => {
-    await fleet?.killAll();
-    if (process.env.CHAOS_LOG_DIR) await fleet?.saveOutput(process.env.CHAOS_LOG_DIR);
-    await channel?.close().catch((error: Error) => console.error(`closing the channel: ${error.message}`));
-    await sql?.end();
-    await Promise.all([broker?.destroy(), database?.destroy()]);
-  });
+  runChaosScenario(chaos, runScenario, report);
 
   it('writes exactly one order for every unique valid purchase, and no other order', () => {
     expect(figures!.orders).toBe(mix.timestampsByPair.size);

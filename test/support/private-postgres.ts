@@ -1,17 +1,6 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import {
-  createServerDirectory,
-  fileTail,
-  freeLocalPort,
-  handOver,
-  livePidOf,
-  PrivateServer,
-  PrivateServerError,
-  type PrivateServerKind,
-  runAsUser,
-  signalAndWait,
-} from './private-server.js';
+import * as privateServer from './private-server.js';
 
 const POSTGRES_LIB = '/usr/lib/postgresql';
 
@@ -30,17 +19,21 @@ const POSTGRES_BIN = newestPostgresBin();
 const START_TIMEOUT_S = 30;
 
 /** A PostgreSQL start or stop that failed; the message carries the tail of the server's log. */
-export class PrivatePostgresError extends PrivateServerError {
+export class PrivatePostgresError extends privateServer.PrivateServerError {
   override readonly name = 'PrivatePostgresError';
 }
 
 /** Immediate shutdown (SIGQUIT) of the postmaster on `dataDirectory`, if one runs. */
 async function shutDownImmediately(dataDirectory: string): Promise<void> {
-  const postmaster = await livePidOf(join(dataDirectory, 'postmaster.pid'), dataDirectory, 'cmdline');
-  await signalAndWait(postmaster, 'SIGQUIT');
+  const postmaster = await privateServer.livePidOf(
+    join(dataDirectory, 'postmaster.pid'),
+    dataDirectory,
+    'cmdline',
+  );
+  await privateServer.signalAndWait(postmaster, 'SIGQUIT');
 }
 
-const POSTGRES_KIND: PrivateServerKind = {
+const POSTGRES_KIND: privateServer.PrivateServerKind = {
   name: 'PrivatePostgres',
   user: 'postgres',
   directoryPrefix: 'fsw-postgres-',
@@ -52,14 +45,14 @@ const POSTGRES_KIND: PrivateServerKind = {
  * in a temp dir, trust auth for `postgres`) that a test may stop and start at will without touching the shared
  * server on 5432.
  */
-export class PrivatePostgres extends PrivateServer {
+export class PrivatePostgres extends privateServer.PrivateServer {
   private running = false;
 
   static async start(): Promise<PrivatePostgres> {
-    const directory = await createServerDirectory(POSTGRES_KIND);
-    const server = new PrivatePostgres(directory, await freeLocalPort());
+    const directory = await privateServer.createServerDirectory(POSTGRES_KIND);
+    const server = new PrivatePostgres(directory, await privateServer.freeLocalPort());
     return server.setUpOrDestroy(async () => {
-      await handOver(directory, POSTGRES_KIND.user);
+      await privateServer.handOver(directory, POSTGRES_KIND.user);
       await server.asPostgres(`${POSTGRES_BIN}/initdb`, [
         '-D',
         server.dataDirectory,
@@ -93,7 +86,7 @@ export class PrivatePostgres extends PrivateServer {
 
   private async asPostgres(command: string, args: string[]): Promise<string> {
     try {
-      return await runAsUser(POSTGRES_KIND.user, command, args, { cwd: this.directory });
+      return await privateServer.runAsUser(POSTGRES_KIND.user, command, args, { cwd: this.directory });
     } catch (error) {
       const { stderr } = error as { stderr?: string };
       throw new PrivatePostgresError(
@@ -104,7 +97,7 @@ export class PrivatePostgres extends PrivateServer {
   }
 
   async logTail(lines = 40): Promise<string> {
-    return fileTail(this.logFile, lines);
+    return privateServer.fileTail(this.logFile, lines);
   }
 
   /** Starts the server on its port and data directory; resolves once it accepts connections. */

@@ -3,19 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { closeSync, openSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import {
-  createServerDirectory,
-  fileTail,
-  freeLocalPort,
-  handOver,
-  livePidOf,
-  PrivateServer,
-  PrivateServerError,
-  type PrivateServerKind,
-  runAsUser,
-  signalAndWait,
-  spawnAsUser,
-} from './private-server.js';
+import * as privateServer from './private-server.js';
 
 const RABBITMQ_BIN = '/usr/lib/rabbitmq/bin';
 const RABBITMQ_SERVER = `${RABBITMQ_BIN}/rabbitmq-server`;
@@ -25,19 +13,20 @@ const PID_FILE = 'rabbitmq.pid';
 const START_TIMEOUT_S = 60;
 
 /** A RabbitMQ start or stop that failed; the message carries the tail of the node's own log. */
-export class PrivateRabbitMqError extends PrivateServerError {
+export class PrivateRabbitMqError extends privateServer.PrivateServerError {
   override readonly name = 'PrivateRabbitMqError';
 }
 
 /** The Erlang VM of the node in `directory`, if it still runs (found by the directory in its environment). */
-const liveBeamOf = (directory: string) => livePidOf(join(directory, PID_FILE), directory, 'environ');
+const liveBeamOf = (directory: string) =>
+  privateServer.livePidOf(join(directory, PID_FILE), directory, 'environ');
 
-const RABBITMQ_KIND: PrivateServerKind = {
+const RABBITMQ_KIND: privateServer.PrivateServerKind = {
   name: 'PrivateRabbitMq',
   user: 'rabbitmq',
   directoryPrefix: 'fsw-rabbitmq-',
   // A leaked Erlang VM keeps its memory until someone notices: kill it outright.
-  stopLeftover: async (directory) => signalAndWait(await liveBeamOf(directory), 'SIGKILL'),
+  stopLeftover: async (directory) => privateServer.signalAndWait(await liveBeamOf(directory), 'SIGKILL'),
 };
 
 /**
@@ -45,7 +34,7 @@ const RABBITMQ_KIND: PrivateServerKind = {
  * stop and start at will without touching the shared broker on 5672. `restart()` keeps the data directory, so
  * durable queues and persistent messages survive it as they survive a production broker restart.
  */
-export class PrivateRabbitMq extends PrivateServer {
+export class PrivateRabbitMq extends privateServer.PrivateServer {
   private server: ChildProcess | undefined;
   private serverExited: Promise<void> = Promise.resolve();
 
@@ -60,12 +49,12 @@ export class PrivateRabbitMq extends PrivateServer {
 
   /** Starts a node named `nodeName` (default a random `fsw-…@localhost`). */
   static async start({ nodeName }: { nodeName?: string } = {}): Promise<PrivateRabbitMq> {
-    const directory = await createServerDirectory(RABBITMQ_KIND);
+    const directory = await privateServer.createServerDirectory(RABBITMQ_KIND);
     const broker = new PrivateRabbitMq(
       directory,
-      await freeLocalPort(),
+      await privateServer.freeLocalPort(),
       nodeName ?? `fsw-${randomBytes(4).toString('hex')}@localhost`,
-      await freeLocalPort(),
+      await privateServer.freeLocalPort(),
     );
     return broker.setUpOrDestroy(async () => {
       await broker.prepareDirectory();
@@ -102,7 +91,7 @@ export class PrivateRabbitMq extends PrivateServer {
     await writeFile(join(this.directory, 'enabled_plugins'), '[].\n');
     await mkdir(join(this.directory, 'mnesia'));
     await mkdir(join(this.directory, 'log'));
-    await handOver(this.directory, RABBITMQ_KIND.user);
+    await privateServer.handOver(this.directory, RABBITMQ_KIND.user);
   }
 
   /** The whole environment of the server and of rabbitmqctl: nothing leaks in from the test's own. */
@@ -128,7 +117,7 @@ export class PrivateRabbitMq extends PrivateServer {
     const consoleFd = openSync(this.consoleFile, 'a');
     let server: ChildProcess;
     try {
-      server = spawnAsUser(RABBITMQ_KIND.user, RABBITMQ_SERVER, [], {
+      server = privateServer.spawnAsUser(RABBITMQ_KIND.user, RABBITMQ_SERVER, [], {
         cwd: this.directory,
         environment: this.environment(),
         stdio: ['ignore', consoleFd, consoleFd],
@@ -173,15 +162,20 @@ export class PrivateRabbitMq extends PrivateServer {
     tool: 'rabbitmqctl' | 'rabbitmq-upgrade' | 'rabbitmq-queues' | 'rabbitmq-diagnostics',
     args: string[],
   ): Promise<string> {
-    return runAsUser(RABBITMQ_KIND.user, `${RABBITMQ_BIN}/${tool}`, ['-n', this.nodeName, ...args], {
-      cwd: this.directory,
-      environment: this.environment(),
-    });
+    return privateServer.runAsUser(
+      RABBITMQ_KIND.user,
+      `${RABBITMQ_BIN}/${tool}`,
+      ['-n', this.nodeName, ...args],
+      {
+        cwd: this.directory,
+        environment: this.environment(),
+      },
+    );
   }
 
   /** The last lines of the node's log and console output, for error messages. */
   async logTail(lines = 40): Promise<string> {
-    return `${await fileTail(this.logFile, lines)}\n${await fileTail(this.consoleFile, lines)}`;
+    return `${await privateServer.fileTail(this.logFile, lines)}\n${await privateServer.fileTail(this.consoleFile, lines)}`;
   }
 
   /** Stops the node cleanly (`rabbitmqctl stop`, as an operator would) and waits for its process to end. */
