@@ -78,6 +78,7 @@ describe('replayHeaders', () => {
     'x-rejection-code': 'REFUSED_BY_DATABASE',
     'x-rejected-by': 'worker-1',
     'x-original-queue': 'purchase',
+    'x-publish-id': '0b7e4f0e-3c55-4e0a-9d6b-1f4b0c1e2d3a',
     'x-rejected-at-delivery': 4,
     'x-delivery-count': 9,
     'x-retry-count': 3,

@@ -26,6 +26,7 @@ const DEAD_LETTER_HEADERS = [
   'x-rejected-by',
   'x-rejected-at-delivery',
   'x-original-queue',
+  'x-publish-id',
   // A replay is a fresh start: a delivery count carried over would bring the message to its limit early.
   'x-delivery-count',
   'x-retry-count',
