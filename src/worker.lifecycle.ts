@@ -7,7 +7,7 @@ import {
 } from '@nestjs/common';
 import { register } from 'prom-client';
 import { WorkerAuditTrail } from './audit/audit.module.js';
-import { ShutdownInterruptedError } from './broker/message-settler.js';
+import { ShutdownInterruptedError, ShutdownSignal } from './common/shutdown-signal.js';
 import { PurchaseTransport } from './broker/purchase.transport.js';
 import { QueueDepthMonitor } from './broker/queue-depth.monitor.js';
 import { SETTINGS } from './config/config.module.js';
@@ -41,6 +41,7 @@ export class WorkerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
     private readonly prisma: PrismaService,
     private readonly depthMonitor: QueueDepthMonitor,
     private readonly metrics: WorkerMetrics,
+    private readonly shutdownSignal: ShutdownSignal,
   ) {}
 
   /** 0 after a shutdown that drained everything in time, 1 otherwise. */
@@ -74,10 +75,10 @@ export class WorkerLifecycle implements OnApplicationBootstrap, BeforeApplicatio
       `closing (${signal ?? 'close requested'}): ${this.transport.inFlight} messages in flight`,
     );
     await this.step('stop consuming', () => this.transport.pause(SHUTDOWN_PAUSE));
-    this.transport.interruptRetryDelays();
+    // One signal ends every wait: back-offs before a requeue or a retry, database probes.
+    this.shutdownSignal.abort('shutting down');
     await this.step('drain in-flight messages', () => this.drain(deadline));
     await this.step('flush audit trail', () => this.audit.close(deadline));
-    this.breaker.stop();
     this.depthMonitor.stop();
     await this.step('close broker connection', () => this.transport.close());
     await this.step('close database pool', () => this.prisma.$disconnect());

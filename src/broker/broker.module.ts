@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { ShutdownSignal } from '../common/shutdown-signal.js';
 import { SETTINGS } from '../config/config.module.js';
 import type { Settings } from '../config/settings.js';
 import { WorkerMetrics } from '../observability/worker-metrics.js';
@@ -15,13 +16,14 @@ import { QueueDepthMonitor } from './queue-depth.monitor.js';
   providers: [
     {
       provide: PurchaseTransport,
-      inject: [SETTINGS, WorkerMetrics, OutcomeReporter, PurchasePipeline],
+      inject: [SETTINGS, WorkerMetrics, OutcomeReporter, PurchasePipeline, ShutdownSignal],
       useFactory: (
         settings: Settings,
         metrics: WorkerMetrics,
         reporter: OutcomeReporter,
         pipeline: PurchasePipeline<Delivery>,
-      ) => new PurchaseTransport(settings, metrics, reporter, pipeline),
+        shutdown: ShutdownSignal,
+      ) => new PurchaseTransport(settings, metrics, reporter, pipeline, shutdown.signal),
     },
     {
       provide: QueueDepthMonitor,

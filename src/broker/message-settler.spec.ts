@@ -241,9 +241,9 @@ describe('MessageSettler', () => {
 
   it('leaves a message waiting out its back-off unacked when shutdown interrupts the wait', async () => {
     jest.useFakeTimers();
-    const subject = settler();
-    const settled = subject.settle(delivery(2), retry);
-    subject.interruptDelays();
+    const shutdown = new AbortController();
+    const settled = settler({ signal: shutdown.signal }).settle(delivery(2), retry);
+    shutdown.abort();
     await settled;
     expect(channel.requeued).toEqual([]);
     expect(channel.acked).toEqual([]);

@@ -3,13 +3,9 @@ import type { WorkerMetrics } from '../observability/worker-metrics.js';
 import type { Outcome, OutcomeListener, Reported, Settled } from '../purchases/outcome.js';
 import { type DeadLetterPublisher, UnroutablePublishError } from './dead-letter.publisher.js';
 import type { Delivery } from './delivery.js';
-import { backoffDelayMs } from '../database/backoff.js';
+import { backoffDelayMs, sleep } from '../common/backoff.js';
+import { ShutdownInterruptedError } from '../common/shutdown-signal.js';
 import { safeProperty } from '../common/safe-text.js';
-
-/** The worker is shutting down past its deadline: leave the message unacked for redelivery. */
-export class ShutdownInterruptedError extends Error {
-  override readonly name = 'ShutdownInterruptedError';
-}
 
 export interface SettlerOptions {
   queueType: 'quorum' | 'classic';
@@ -19,6 +15,8 @@ export interface SettlerOptions {
   /** Told when a publish came back unroutable (its queue is missing), and when a dead letter got through. */
   onUnroutable?: (error: UnroutablePublishError) => void;
   onDeadLettered?: () => void;
+  /** The worker's shutdown: every back-off ends at once and its message is left unacked. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -35,8 +33,6 @@ export interface SettlerOptions {
  */
 export class MessageSettler {
   private readonly logger = new Logger(MessageSettler.name);
-  private readonly delays = new Set<() => void>();
-  private interrupted = false;
 
   constructor(
     private readonly deadLetters: DeadLetterPublisher,
@@ -114,7 +110,8 @@ export class MessageSettler {
     await this.delay(
       backoffDelayMs(delivery.deliveryCount, this.options.retryBaseMs, this.options.retryMaxMs),
     );
-    if (this.interrupted) return { outcome, sent: false };
+    // Shutting down: the message stays unacked and comes back, to this worker's successor.
+    if (this.options.signal?.aborted) return { outcome, sent: false };
     if (this.options.queueType === 'classic') {
       try {
         await this.deadLetters.republishForRetry(delivery);
@@ -133,24 +130,8 @@ export class MessageSettler {
     return { outcome, sent: this.requeue(delivery) };
   }
 
-  /** Ends every pending back-off at once; those messages stay unacked for redelivery. */
-  interruptDelays(): void {
-    this.interrupted = true;
-    for (const wake of this.delays) wake();
-    this.delays.clear();
-  }
-
   private delay(ms: number): Promise<void> {
-    if (this.interrupted) return Promise.resolve();
-    return new Promise((resolve) => {
-      const wake = () => {
-        clearTimeout(timer);
-        this.delays.delete(wake);
-        resolve();
-      };
-      const timer = setTimeout(wake, ms);
-      this.delays.add(wake);
-    });
+    return sleep(ms, this.options.signal);
   }
 
   private ack(delivery: Delivery): boolean {

@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type { Channel, ConsumeMessage } from 'amqplib';
-import { backoffDelayMs } from '../database/backoff.js';
+import { backoffDelayMs } from '../common/backoff.js';
 import { AckCoalescer } from './ack-coalescer.js';
 import type { LiveChannel } from './delivery.js';
 

@@ -52,6 +52,7 @@ export class PurchaseTransport extends Server implements CustomTransportStrategy
     private readonly metrics: WorkerMetrics,
     private readonly reporter: OutcomeListener,
     private readonly processor: MessageProcessor<Delivery>,
+    private readonly shutdown: AbortSignal,
   ) {
     super();
   }
@@ -150,6 +151,7 @@ export class PurchaseTransport extends Server implements CustomTransportStrategy
       retryMaxMs: this.settings.RETRY_MAX_MS,
       onUnroutable: (error) => this.onUnroutable(error),
       onDeadLettered: () => this.onDeadLettered(),
+      signal: this.shutdown,
     });
     this.processor.connect((settled, trace) => this.onSettled(settled, trace));
     this.consumer = new PurchaseConsumer(
@@ -173,11 +175,6 @@ export class PurchaseTransport extends Server implements CustomTransportStrategy
     );
     // Ready or not, the worker runs: /ready says which, and the connection manager keeps trying.
     callback();
-  }
-
-  /** Shutdown: messages waiting out a retry back-off stay unacked and return to the queue on close. */
-  interruptRetryDelays(): void {
-    this.settler?.interruptDelays();
   }
 
   /** Stops consuming for `reason` until `resume(reason)`; resolves once the consumer is cancelled. */

@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { EventEmitter } from 'node:events';
-import { backoffDelayMs, sleep } from './backoff.js';
+import { backoffDelayMs, sleep } from '../common/backoff.js';
 
 export interface CircuitBreakerOptions {
   /** Consecutive transient failures that open the circuit. */
@@ -8,6 +8,8 @@ export interface CircuitBreakerOptions {
   /** First probe delay, doubled per failed probe up to `maxDelayMs`, with jitter. */
   baseDelayMs: number;
   maxDelayMs: number;
+  /** Shutdown: probing stops, and `whenClosed` resolves so that nothing waits on it any more. */
+  signal?: AbortSignal;
 }
 
 /**
@@ -21,13 +23,13 @@ export class CircuitBreaker extends EventEmitter<{ open: [Error]; close: [] }> {
   private openSince: number | undefined;
   private closed: Promise<void> = Promise.resolve();
   private markClosed: () => void = () => undefined;
-  private stopped = false;
 
   constructor(
     private readonly probe: () => Promise<void>,
     private readonly options: CircuitBreakerOptions,
   ) {
     super();
+    options.signal?.addEventListener('abort', () => this.markClosed(), { once: true });
   }
 
   get isOpen(): boolean {
@@ -41,7 +43,7 @@ export class CircuitBreaker extends EventEmitter<{ open: [Error]; close: [] }> {
       : `database circuit open for ${Math.round((Date.now() - this.openSince) / 1000)} s`;
   }
 
-  /** Resolves at once while closed, else when a probe succeeds. */
+  /** Resolves at once while closed, else when a probe succeeds or the worker shuts down. */
   whenClosed(): Promise<void> {
     return this.closed;
   }
@@ -54,7 +56,9 @@ export class CircuitBreaker extends EventEmitter<{ open: [Error]; close: [] }> {
     this.consecutiveFailures++;
     if (this.isOpen || this.consecutiveFailures < this.options.failureThreshold) return;
     this.openSince = Date.now();
-    this.closed = new Promise((resolve) => (this.markClosed = resolve));
+    this.closed = this.options.signal?.aborted
+      ? Promise.resolve()
+      : new Promise((resolve) => (this.markClosed = resolve));
     this.logger.warn(
       `database circuit open after ${this.consecutiveFailures} consecutive failures; pausing consumption: ${error.message}`,
     );
@@ -62,15 +66,11 @@ export class CircuitBreaker extends EventEmitter<{ open: [Error]; close: [] }> {
     void this.probeUntilHealthy();
   }
 
-  /** Stops probing (shutdown); a pending `whenClosed` stays pending. */
-  stop(): void {
-    this.stopped = true;
-  }
-
   private async probeUntilHealthy(): Promise<void> {
-    for (let attempt = 1; !this.stopped; attempt++) {
-      await sleep(backoffDelayMs(attempt, this.options.baseDelayMs, this.options.maxDelayMs));
-      if (this.stopped) return;
+    const { signal } = this.options;
+    for (let attempt = 1; !signal?.aborted; attempt++) {
+      await sleep(backoffDelayMs(attempt, this.options.baseDelayMs, this.options.maxDelayMs), signal);
+      if (signal?.aborted) return;
       try {
         await this.probe();
       } catch (error) {

@@ -116,4 +116,38 @@ describe('PurchaseBatcher', () => {
       ['u-1', 'u-2', 'u-3', 'u-4', 'u-5'].map((userId) => orderKey({ ...purchase(0), userId })),
     ]);
   });
+
+  it('at shutdown, gives up a batch waiting to try again, and still writes a batch gathered after', async () => {
+    const shutdown = new AbortController();
+    let attempts = 0;
+    const failingOnce: OrderInserter = {
+      insert: (purchases) => {
+        attempts++;
+        if (attempts === 1)
+          return Promise.reject(Object.assign(new Error('connection lost'), { code: 'ECONNRESET' }));
+        return Promise.resolve(new Map(purchases.map((item) => [orderKey(item), new Date()])));
+      },
+    };
+    const calls: Settled<string>[][] = [];
+    const batcher = new PurchaseBatcher<string>(
+      failingOnce,
+      breaker(),
+      new WorkerMetrics(new Registry()),
+      { ...options, maxBatchSize: 1, retryBaseMs: 60_000, retryMaxMs: 60_000, signal: shutdown.signal },
+      (batch) => calls.push(batch),
+    );
+    batcher.submit(purchase(1), 'waiting');
+    expect(await holdsWithin(() => attempts === 1)).toBe(true);
+
+    shutdown.abort();
+    expect(await holdsWithin(() => calls.length === 1)).toBe(true);
+    const [[waiting]] = calls as [[Settled<string>]];
+    expect(waiting.token).toBe('waiting');
+    expect(waiting.outcome.kind).toBe('retry');
+    expect(waiting.outcome.kind === 'retry' && waiting.outcome.error.name).toBe('ShutdownInterruptedError');
+
+    batcher.submit(purchase(2), 'drained');
+    expect(await holdsWithin(() => calls.length === 2)).toBe(true);
+    expect(calls[1]?.map(({ token, outcome }) => `${token}:${outcome.kind}`)).toEqual(['drained:confirmed']);
+  });
 });

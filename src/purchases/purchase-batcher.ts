@@ -4,7 +4,8 @@ import {
   databaseErrorCode,
   databaseErrorMessage,
 } from '../database/database-errors.js';
-import { backoffDelayMs, sleep } from '../database/backoff.js';
+import { backoffDelayMs, sleep } from '../common/backoff.js';
+import { ShutdownInterruptedError } from '../common/shutdown-signal.js';
 import type { CircuitBreaker } from '../database/circuit-breaker.js';
 import type { WorkerMetrics } from '../observability/worker-metrics.js';
 import type { InsertedOrders } from './order.writer.js';
@@ -21,6 +22,8 @@ export interface BatcherOptions {
   retryMaxMs: number;
   /** Attempts at a batch failing with an unclassified error before its messages are handed back. */
   maxAttempts: number;
+  /** The worker's shutdown: a batch waiting to try again gives up, its messages left unacked. */
+  signal?: AbortSignal;
 }
 
 export interface OrderInserter {
@@ -219,9 +222,12 @@ export class PurchaseBatcher<T> {
   ): Promise<Map<string, WriteResult>> {
     const results = new Map<string, WriteResult>();
     const purchases = candidates.map((candidate) => candidate.purchase);
+    let failedBefore = false;
     for (let attempt = firstAttempt; ; attempt++) {
-      if (this.abandoned) {
-        for (const { key } of candidates) results.set(key, new Error('worker shutting down'));
+      // Shutting down: a first attempt still runs (the drain writes what is gathered), a retry does not wait.
+      if (this.abandoned || (failedBefore && this.options.signal?.aborted)) {
+        const error = new ShutdownInterruptedError('the worker shut down before this purchase was written');
+        for (const { key } of candidates) results.set(key, error);
         return results;
       }
       await this.breaker.whenClosed();
@@ -240,6 +246,7 @@ export class PurchaseBatcher<T> {
         }
         return results;
       } catch (cause) {
+        failedBefore = true;
         const kind = classifyDatabaseError(cause);
         const error = new OrderBatchError(purchases, attempt, databaseErrorCode(cause), { cause });
         this.metrics.batchFailed(error.code);
@@ -247,7 +254,10 @@ export class PurchaseBatcher<T> {
           // The database is away or busy: the same batch will succeed later. Wait, never dead-letter.
           this.breaker.recordFailure(error);
           this.logger.warn(error.message);
-          await sleep(backoffDelayMs(attempt, this.options.retryBaseMs, this.options.retryMaxMs));
+          await sleep(
+            backoffDelayMs(attempt, this.options.retryBaseMs, this.options.retryMaxMs),
+            this.options.signal,
+          );
           continue;
         }
         if (purchases.length > 1) {
@@ -280,7 +290,10 @@ export class PurchaseBatcher<T> {
           results.set(onlyKey, error);
           return results;
         }
-        await sleep(backoffDelayMs(attempt, this.options.retryBaseMs, this.options.retryMaxMs));
+        await sleep(
+          backoffDelayMs(attempt, this.options.retryBaseMs, this.options.retryMaxMs),
+          this.options.signal,
+        );
       }
     }
   }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { Registry } from 'prom-client';
+import { ShutdownSignal } from '../common/shutdown-signal.js';
 import { parseSettings } from '../config/settings.js';
 import { CircuitBreaker } from '../database/circuit-breaker.js';
 import { WorkerMetrics } from '../observability/worker-metrics.js';
@@ -34,7 +35,13 @@ function pipeline(orders: OrderInserter) {
     baseDelayMs: 1,
     maxDelayMs: 1,
   });
-  return new PurchasePipeline<string>(settings, orders, breaker, new WorkerMetrics(new Registry()));
+  return new PurchasePipeline<string>(
+    settings,
+    orders,
+    breaker,
+    new WorkerMetrics(new Registry()),
+    new ShutdownSignal(),
+  );
 }
 
 const message = (body: unknown, contentType: unknown = 'application/json') => ({

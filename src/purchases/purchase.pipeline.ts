@@ -1,4 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
+import { ShutdownSignal } from '../common/shutdown-signal.js';
 import { SETTINGS } from '../config/config.module.js';
 import type { Settings } from '../config/settings.js';
 import { DatabaseCircuitBreaker } from '../database/database.module.js';
@@ -24,6 +25,7 @@ export class PurchasePipeline<T> implements MessageProcessor<T> {
     @Inject(OrderWriter) orders: OrderInserter,
     breaker: DatabaseCircuitBreaker,
     metrics: WorkerMetrics,
+    shutdown: ShutdownSignal,
   ) {
     this.batcher = new PurchaseBatcher<T>(
       orders,
@@ -36,6 +38,7 @@ export class PurchasePipeline<T> implements MessageProcessor<T> {
         retryBaseMs: settings.RETRY_BASE_MS,
         retryMaxMs: settings.RETRY_MAX_MS,
         maxAttempts: settings.RETRY_MAX_ATTEMPTS,
+        signal: shutdown.signal,
       },
       (settled, trace) => this.settle(settled, trace),
     );

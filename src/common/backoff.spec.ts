@@ -1,5 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
-import { backoffDelayMs } from './backoff.js';
+import { backoffDelayMs, sleep } from './backoff.js';
 
 describe('backoffDelayMs', () => {
   it('grows exponentially from the base and never passes the maximum', () => {
@@ -10,5 +10,17 @@ describe('backoffDelayMs', () => {
   it('spreads retries between the base and the ceiling (jitter)', () => {
     expect(backoffDelayMs(4, 100, 5000, () => 0)).toBe(100);
     expect(backoffDelayMs(4, 100, 5000, () => 0.5)).toBe(450);
+  });
+});
+
+describe('sleep', () => {
+  it('ends early, and at once afterwards, when its signal aborts', async () => {
+    const controller = new AbortController();
+    const started = Date.now();
+    const waiting = sleep(10_000, controller.signal);
+    controller.abort();
+    await waiting;
+    await sleep(10_000, controller.signal);
+    expect(Date.now() - started).toBeLessThan(1000);
   });
 });

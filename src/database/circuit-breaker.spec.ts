@@ -1,0 +1,67 @@
+import { describe, expect, it } from '@jest/globals';
+import { CircuitBreaker } from './circuit-breaker.js';
+
+async function within(condition: () => boolean, timeoutMs = 1000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) return false;
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  return true;
+}
+
+describe('CircuitBreaker', () => {
+  const options = { failureThreshold: 2, baseDelayMs: 1, maxDelayMs: 2 };
+
+  it('opens after the threshold of consecutive failures, probes, and closes on the first good probe', async () => {
+    let healthy = false;
+    let probes = 0;
+    const breaker = new CircuitBreaker(() => {
+      probes++;
+      return healthy ? Promise.resolve() : Promise.reject(new Error('database away'));
+    }, options);
+    const events: string[] = [];
+    breaker.on('open', () => events.push('open'));
+    breaker.on('close', () => events.push('close'));
+
+    breaker.recordFailure(new Error('first'));
+    expect(breaker.isOpen).toBe(false);
+    breaker.recordFailure(new Error('second'));
+    expect(breaker.isOpen).toBe(true);
+    expect(await within(() => probes >= 2)).toBe(true);
+
+    healthy = true;
+    await breaker.whenClosed();
+    expect(breaker.isOpen).toBe(false);
+    expect(events).toEqual(['open', 'close']);
+  });
+
+  it('counts only consecutive failures: a success in between starts again', () => {
+    const breaker = new CircuitBreaker(() => Promise.resolve(), options);
+    breaker.recordFailure(new Error('one'));
+    breaker.recordSuccess();
+    breaker.recordFailure(new Error('two'));
+    expect(breaker.isOpen).toBe(false);
+  });
+
+  it('stops probing at shutdown and lets nothing wait on it any more', async () => {
+    const shutdown = new AbortController();
+    let probes = 0;
+    const breaker = new CircuitBreaker(
+      () => {
+        probes++;
+        return Promise.reject(new Error('database away'));
+      },
+      { ...options, signal: shutdown.signal },
+    );
+    breaker.recordFailure(new Error('one'));
+    breaker.recordFailure(new Error('two'));
+    expect(await within(() => probes >= 1)).toBe(true);
+
+    shutdown.abort();
+    await breaker.whenClosed(); // resolves: a batch waiting for the circuit can give up
+    const probesAtShutdown = probes;
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(probes).toBeLessThanOrEqual(probesAtShutdown + 1);
+  });
+});
