@@ -1,14 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
+import { holdsWithin } from '../../test/support/holds-within.js';
 import { CircuitBreaker } from './circuit-breaker.js';
-
-async function within(condition: () => boolean, timeoutMs = 1000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 1));
-  }
-  return true;
-}
 
 describe('CircuitBreaker', () => {
   const options = { failureThreshold: 2, baseDelayMs: 1, maxDelayMs: 2 };
@@ -28,7 +20,7 @@ describe('CircuitBreaker', () => {
     expect(breaker.isOpen).toBe(false);
     breaker.recordFailure(new Error('second'));
     expect(breaker.isOpen).toBe(true);
-    expect(await within(() => probes >= 2)).toBe(true);
+    expect(await holdsWithin(() => probes >= 2)).toBe(true);
 
     healthy = true;
     await breaker.whenClosed();
@@ -56,7 +48,7 @@ describe('CircuitBreaker', () => {
     );
     breaker.recordFailure(new Error('one'));
     breaker.recordFailure(new Error('two'));
-    expect(await within(() => probes >= 1)).toBe(true);
+    expect(await holdsWithin(() => probes >= 1)).toBe(true);
 
     shutdown.abort();
     await breaker.whenClosed(); // resolves: a batch waiting for the circuit can give up

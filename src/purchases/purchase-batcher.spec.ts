@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { Registry } from 'prom-client';
+import { holdsWithin } from '../../test/support/holds-within.js';
 import { CircuitBreaker } from '../database/circuit-breaker.js';
 import { WorkerMetrics } from '../observability/worker-metrics.js';
 import type { InsertedOrders } from './order.writer.js';
@@ -40,16 +41,6 @@ const purchase = (index: number): Purchase => ({
   userId: `user-${index}`,
   timestamp: new Date(0),
 });
-
-/** Polls `condition` every millisecond; false when it still does not hold after `timeoutMs`. */
-async function holdsWithin(condition: () => boolean, timeoutMs = 1000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) return false;
-    await new Promise((resolve) => setTimeout(resolve, 1));
-  }
-  return true;
-}
 
 function breaker(): CircuitBreaker {
   return new CircuitBreaker(() => Promise.resolve(), { failureThreshold: 3, baseDelayMs: 1, maxDelayMs: 1 });
