@@ -69,6 +69,27 @@ describe('tracing a purchase from the publisher to its ack', () => {
     expect(childrenOf(batch, 'ack')).toHaveLength(1);
   });
 
+  it('starts a trace of its own for a message whose trace headers are garbage (NUL, lone surrogates, 40 KB)', async () => {
+    const saleId = randomUUID();
+    const messageId = randomUUID();
+    await world.publishRaw(
+      [JSON.stringify({ saleId, userId: 'garbage-trace', timestamp: new Date().toISOString() })],
+      {
+        messageId,
+        headers: { traceparent: '00-\u0000\uD800-'.repeat(4000), tracestate: 'k=\uDC00,'.repeat(100) },
+      },
+    );
+    await waitFor(
+      'the order',
+      async () => (await world.count('SELECT count(*) FROM orders WHERE sale_id = $1', [saleId])) === 1,
+    );
+    const message = await waitFor('the message span', () =>
+      named(`${world.queue} process`).find((span) => span.attributes['messaging.message.id'] === messageId),
+    );
+    expect(message.parentSpanContext).toBeUndefined();
+    expect(message.spanContext().traceId).toMatch(/^[0-9a-f]{32}$/);
+  });
+
   it('keeps the trace context in the dead-letter copy', async () => {
     const traceparent = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
     await world.publishRaw(['not json'], { headers: { traceparent } });

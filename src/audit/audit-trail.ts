@@ -226,7 +226,7 @@ export class AuditTrail {
     this.metrics.auditUnstorable();
     this.logger.error({
       msg: `audit event ${event.event} refused by the database (${code ?? 'no code'}); writing it without its details`,
-      saleId: reduced.details.saleIdHex === undefined ? undefined : safeText(event.saleId ?? '', 64),
+      saleId: event.saleId === null ? undefined : safeText(event.saleId, 64),
       userId: reduced.userId,
       err: refusal,
     });

@@ -107,8 +107,9 @@ export class MessageSettler {
     delivery: Delivery,
     outcome: Extract<Outcome, { kind: 'retry' }>,
   ): Promise<{ outcome: Outcome; sent: boolean }> {
-    await this.delay(
+    await sleep(
       backoffDelayMs(delivery.deliveryCount, this.options.retryBaseMs, this.options.retryMaxMs),
+      this.options.signal,
     );
     // Shutting down: the message stays unacked and comes back, to this worker's successor.
     if (this.options.signal?.aborted) return { outcome, sent: false };
@@ -128,10 +129,6 @@ export class MessageSettler {
       }
     }
     return { outcome, sent: this.requeue(delivery) };
-  }
-
-  private delay(ms: number): Promise<void> {
-    return sleep(ms, this.options.signal);
   }
 
   private ack(delivery: Delivery): boolean {

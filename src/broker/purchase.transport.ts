@@ -7,7 +7,12 @@ import { safeProperty } from '../common/safe-text.js';
 import type { Settings } from '../config/settings.js';
 import { inChildSpanSync, startMessageSpan, tracingActive } from '../observability/tracing.js';
 import type { WorkerMetrics } from '../observability/worker-metrics.js';
-import type { MessageProcessor, OutcomeListener, Settled } from '../purchases/outcome.js';
+import {
+  isCommitted,
+  type MessageProcessor,
+  type OutcomeListener,
+  type Settled,
+} from '../purchases/outcome.js';
 import { BrokerNodes } from './broker-nodes.js';
 import { DeadLetterPublisher, type UnroutablePublishError } from './dead-letter.publisher.js';
 import { deliveryCountOf, type Delivery, type LiveChannel } from './delivery.js';
@@ -280,9 +285,7 @@ export class PurchaseTransport extends Server implements CustomTransportStrategy
   /** Outcomes from the pipeline, a batch at a time: committed ones are acked at once, the rest one by one. */
   private onSettled(settled: readonly Settled<Delivery>[], trace?: Context): void {
     const settler = this.settler as MessageSettler;
-    const committed = settled.filter(
-      ({ outcome }) => outcome.kind === 'confirmed' || outcome.kind === 'duplicate',
-    );
+    const committed = settled.filter(({ outcome }) => isCommitted(outcome));
     if (committed.length > 0) {
       inChildSpanSync(trace, 'ack', () => settler.settleCommitted(committed));
       for (const { token } of committed) token.span?.end();
@@ -290,7 +293,7 @@ export class PurchaseTransport extends Server implements CustomTransportStrategy
     }
     if (committed.length === settled.length) return;
     for (const { token: delivery, outcome } of settled) {
-      if (outcome.kind === 'confirmed' || outcome.kind === 'duplicate') continue;
+      if (isCommitted(outcome)) continue;
       settler
         .settle(delivery, outcome)
         .catch((error: Error) =>

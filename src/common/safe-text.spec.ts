@@ -93,6 +93,10 @@ describe('safeProperty', () => {
     expect(safeProperty(Buffer.from([0x61, 0x00, 0xff]))).toBe(`a${R}${R}`);
     expect(safeProperty(42)).toBe('42');
     expect(safeProperty('x'.repeat(1_000_000))).toHaveLength(255);
+    // A header table may hold what JSON cannot write (a 64-bit integer, a cycle): shown, never thrown.
+    const cyclic: Record<string, unknown> = { big: 2n ** 64n };
+    cyclic.self = cyclic;
+    expect(safeProperty(cyclic)).toContain('18446744073709551616');
   });
 });
 

@@ -1,3 +1,5 @@
+import { inspect } from 'node:util';
+
 /**
  * Text that came from a message (a userId, a messageId, a content type, a parser's quote of the body) made
  * safe for the places it is copied to: jsonb and text columns (PostgreSQL refuses NUL and lone surrogates),
@@ -39,7 +41,8 @@ export function safeProperty(value: unknown, maxCodePoints = 255): string | unde
   if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') {
     return String(value);
   }
-  return safeText(JSON.stringify(value) ?? typeof value, maxCodePoints);
+  // inspect, not JSON.stringify: it never throws (a bigint, a cycle) and shows a header table as it is.
+  return safeText(inspect(value, { depth: 2, breakLength: Infinity }), maxCodePoints);
 }
 
 /** At most `maxCodePoints` code points of `value`; a cut text ends with `…` (counted in the limit). */

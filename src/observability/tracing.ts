@@ -7,6 +7,7 @@ import {
   type Span,
   type SpanContext,
   SpanKind,
+  SpanStatusCode,
   type TextMapGetter,
   trace,
 } from '@opentelemetry/api';
@@ -105,7 +106,7 @@ export async function inChildSpan<T>(
     return await work();
   } catch (error) {
     span.recordException(error as Error);
-    span.setStatus({ code: 2 });
+    span.setStatus({ code: SpanStatusCode.ERROR });
     throw error;
   } finally {
     span.end();

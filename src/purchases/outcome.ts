@@ -13,6 +13,13 @@ export type Outcome =
   | { kind: 'rejected'; purchase?: Purchase; rejection: Rejection }
   | { kind: 'retry'; purchase?: Purchase; error: Error };
 
+/** The order is committed (new or a duplicate of one): the message is acked at once. */
+export function isCommitted(
+  outcome: Outcome,
+): outcome is Extract<Outcome, { kind: 'confirmed' | 'duplicate' }> {
+  return outcome.kind === 'confirmed' || outcome.kind === 'duplicate';
+}
+
 /** What the broker hands the purchase path: a message's body and declared content type. */
 export interface IncomingMessage {
   content: Buffer;

@@ -121,10 +121,7 @@ export class PurchaseBatcher<T> {
     this.ready.length = 0;
     this.writing.clear();
     this.inFlight = 0;
-    if (waiting.length === 0) return;
-    this.onSettled(
-      waiting.map(({ purchase, token }) => ({ token, outcome: { kind: 'retry', purchase, error: reason } })),
-    );
+    if (waiting.length > 0) this.onSettled(asRetries(waiting, reason));
   }
 
   private cut(): void {
@@ -165,13 +162,7 @@ export class PurchaseBatcher<T> {
           span?.end();
           if (!this.writing.delete(batch)) return;
           this.inFlight -= batch.length;
-          const cause = error instanceof Error ? error : new Error(String(error));
-          this.onSettled(
-            batch.map(({ purchase, token }) => ({
-              token,
-              outcome: { kind: 'retry', purchase, error: cause },
-            })),
-          );
+          this.onSettled(asRetries(batch, error instanceof Error ? error : new Error(String(error))));
           this.startWrites();
         },
       );
@@ -204,6 +195,14 @@ export class PurchaseBatcher<T> {
       }
       return { token, outcome: { kind: 'duplicate', purchase, committedAt: result.committedAt } };
     });
+  }
+
+  /** Waits before the next attempt; ends early at shutdown (the loop then gives up). */
+  private backOff(attempt: number): Promise<void> {
+    return sleep(
+      backoffDelayMs(attempt, this.options.retryBaseMs, this.options.retryMaxMs),
+      this.options.signal,
+    );
   }
 
   private failureOutcome(purchase: Purchase, result: Error | Outcome | undefined): Outcome {
@@ -254,10 +253,7 @@ export class PurchaseBatcher<T> {
           // The database is away or busy: the same batch will succeed later. Wait, never dead-letter.
           this.breaker.recordFailure(error);
           this.logger.warn(error.message);
-          await sleep(
-            backoffDelayMs(attempt, this.options.retryBaseMs, this.options.retryMaxMs),
-            this.options.signal,
-          );
+          await this.backOff(attempt);
           continue;
         }
         if (purchases.length > 1) {
@@ -290,11 +286,13 @@ export class PurchaseBatcher<T> {
           results.set(onlyKey, error);
           return results;
         }
-        await sleep(
-          backoffDelayMs(attempt, this.options.retryBaseMs, this.options.retryMaxMs),
-          this.options.signal,
-        );
+        await this.backOff(attempt);
       }
     }
   }
+}
+
+/** Purchases handed back to the broker unwritten: each message stays unacked and comes back. */
+function asRetries<T>(items: readonly Pending<T>[], error: Error): Settled<T>[] {
+  return items.map(({ purchase, token }) => ({ token, outcome: { kind: 'retry', purchase, error } }));
 }
