@@ -81,7 +81,10 @@ async function createDatabase(serverUrl: string, scenario: string): Promise<Benc
   return {
     url: url.toString(),
     drop: async () => {
-      const admin = new pg.Client({ connectionString: serverUrl });
+      // The named database may not exist (the bench only needs its server): drop from the maintenance one.
+      const maintenance = new URL(serverUrl);
+      maintenance.pathname = '/postgres';
+      const admin = new pg.Client({ connectionString: maintenance.toString() });
       await admin.connect();
       await admin.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`).finally(() => admin.end());
     },
