@@ -1,19 +1,312 @@
-import type { INestApplication } from '@nestjs/common';
+import { type BeforeApplicationShutdown, type INestApplication, Logger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { Logger } from 'nestjs-pino';
-import type { Server } from 'node:http';
+import { type CustomTransportStrategy, Server } from '@nestjs/microservices';
+import { Logger as PinoLogger } from 'nestjs-pino';
+import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { AppModule } from './app.module.js';
-import type { AuditTrail } from './audit/audit-trail.js';
-import { WorkerAuditTrail } from './audit/audit.module.js';
-import { PurchaseTransport } from './broker/purchase.transport.js';
+import { register } from 'prom-client';
+import { AuditTrail } from './audit/audit-trail.js';
+import type { OutcomeReporter } from './audit/outcome.reporter.js';
+import type { BrokerConnection, MissingQueue } from './broker/broker-connection.js';
+import type { QueueDepthMonitor } from './broker/queue-depth.monitor.js';
+import { sleep } from './common/backoff.js';
+import { ShutdownInterruptedError, type ShutdownSignal } from './common/shutdown-signal.js';
 import type { Settings } from './config/settings.js';
-import { WorkerLifecycle } from './worker.lifecycle.js';
+import { type ConsumerState, PurchaseConsumer } from './consumer/purchase-consumer.js';
+import type { CircuitBreaker } from './database/circuit-breaker.js';
+import type { OrderWriter } from './database/order.writer.js';
+import type { PrismaService } from './database/prisma.service.js';
+import type { WorkerMetrics } from './observability/worker-metrics.js';
+import type { PurchasePipeline } from './purchases/purchase.pipeline.js';
+import type { Delivery } from './settlement/delivery.js';
+import { DeadLetterPublisher } from './settlement/dead-letter.publisher.js';
+import { MessageSettler } from './settlement/message-settler.js';
+import { WorkerModule } from './worker.module.js';
+
+const CIRCUIT_PAUSE = 'database circuit open';
+const SHUTDOWN_PAUSE = 'shutting down';
+/** Past the shutdown deadline: how long abandoned batches get to hand their messages back, unacked. */
+const ABANDONED_GRACE_MS = 1000;
+
+/** What the worker is made of; wired by WorkerModule. */
+export interface WorkerParts {
+  settings: Settings;
+  metrics: WorkerMetrics;
+  broker: BrokerConnection;
+  pipeline: PurchasePipeline<Delivery>;
+  reporter: OutcomeReporter;
+  audit: AuditTrail;
+  breaker: CircuitBreaker;
+  prisma: PrismaService;
+  orders: OrderWriter;
+  depthMonitor: QueueDepthMonitor;
+  shutdown: ShutdownSignal;
+}
+
+/**
+ * The one owner of the worker's lifecycle: `start`, `pause`, `resume`, `drain`, `close`.
+ * - start: warms the database path, connects to the broker and consumes; the database circuit pauses and
+ *   resumes the consumer.
+ * - close: idempotent (every caller gets the same promise); runs its steps in order, each on its own so one
+ *   failure does not skip the rest: stop consuming, end every wait, drain (bounded by the deadline), flush
+ *   the audit trail, close the consumer, the broker connection and the database pool. Past the deadline
+ *   nothing uncommitted is acked: the broker redelivers it.
+ * Each delivery goes from the consumer to the purchase pipeline; the pipeline's outcomes go to the settler,
+ * which acks, dead-letters or requeues them and reports them to the audit trail and the metrics.
+ */
+export class Worker implements BeforeApplicationShutdown {
+  private readonly logger = new Logger(Worker.name);
+  private readonly consumer: PurchaseConsumer;
+  private started: Promise<void> | undefined;
+  private closing: Promise<void> | undefined;
+  private metDeadline = true;
+
+  constructor(private readonly parts: WorkerParts) {
+    const { settings, metrics, broker, pipeline, reporter } = parts;
+    const deadLetters = new DeadLetterPublisher(
+      broker.publisher,
+      settings.DEAD_LETTER_QUEUE,
+      settings.PURCHASE_QUEUE,
+      settings.WORKER_ID,
+    );
+    broker.onReturned((message) => deadLetters.onReturned(message));
+    const settler = new MessageSettler(deadLetters, reporter, metrics, {
+      queueType: settings.QUEUE_TYPE,
+      maxDeliveries: settings.MAX_DELIVERIES,
+      retryBaseMs: settings.RETRY_BASE_MS,
+      retryMaxMs: settings.RETRY_MAX_MS,
+      onUnroutable: (error) => broker.queueMissing(error.queue),
+      onDeadLettered: () => broker.queueBack(),
+      onFinished: (count) => this.consumer.finished(count),
+      signal: parts.shutdown.signal,
+    });
+    this.consumer = new PurchaseConsumer(
+      {
+        openChannel: () => broker.openChannel(),
+        prepare: () => broker.declareTopology(),
+        onDelivery: (delivery) => {
+          try {
+            pipeline.process(delivery.message, delivery, delivery.span?.spanContext());
+          } catch (error) {
+            // The pipeline turns every known failure into an outcome; anything else goes back to the broker.
+            settler.settleBatch([{ token: delivery, outcome: { kind: 'retry', error: error as Error } }]);
+          }
+        },
+        onInFlight: (count) => metrics.inFlight.set(count),
+        onPausedChange: (paused) => metrics.consumerState(paused),
+        onAckFrame: () => metrics.ackFrameSent(),
+        onAcksLost: (count) => metrics.settled('failed', count),
+      },
+      {
+        queue: settings.PURCHASE_QUEUE,
+        prefetch: settings.PREFETCH,
+        retryBaseMs: settings.RETRY_BASE_MS,
+        retryMaxMs: settings.RETRY_MAX_MS,
+      },
+    );
+    pipeline.connect((settled, trace) => settler.settleBatch(settled, trace));
+  }
+
+  /** 0 after a shutdown that drained everything in time, 1 otherwise. */
+  get exitCode(): number {
+    return this.metDeadline ? 0 : 1;
+  }
+
+  get workerId(): string {
+    return this.parts.settings.WORKER_ID;
+  }
+
+  get state(): ConsumerState {
+    return this.consumer.state;
+  }
+
+  get pausedFor(): string[] {
+    return this.consumer.pausedFor;
+  }
+
+  /** Why the worker cannot consume, in the broker's words (e.g. ACCESS_REFUSED), while it cannot. */
+  get consumerProblem(): string | undefined {
+    return this.consumer.problem;
+  }
+
+  /** How long the worker has failed to consume though it wanted to, in ms (0 while consuming or paused). */
+  get failingToConsumeForMs(): number {
+    return this.consumer.failingForMs;
+  }
+
+  /** The dead-letter queue (or, for classic retries, the purchase queue) a publish found missing. */
+  get missingQueueSince(): MissingQueue | undefined {
+    return this.parts.broker.missingQueueSince;
+  }
+
+  /** Messages received and not yet settled. */
+  get inFlight(): number {
+    return this.consumer.inFlight;
+  }
+
+  /** `host:port` of the broker node in use; undefined while disconnected. */
+  get brokerNode(): string | undefined {
+    return this.parts.broker.node;
+  }
+
+  /** Warms the database path, then connects and consumes. Resolves once consuming is under way. */
+  start(): Promise<void> {
+    this.started ??= (async () => {
+      const { breaker, metrics, broker, depthMonitor } = this.parts;
+      breaker.on('open', () => {
+        metrics.circuitState(true);
+        this.pause(CIRCUIT_PAUSE).catch((error: Error) =>
+          this.logger.error(`pausing failed: ${error.message}`),
+        );
+      });
+      breaker.on('close', () => {
+        metrics.circuitState(false);
+        this.resume(CIRCUIT_PAUSE);
+      });
+      metrics.circuitState(false);
+      await this.warmUp();
+      broker.start(this.consumer);
+      depthMonitor.start();
+    })();
+    return this.started;
+  }
+
+  /** Stops consuming for `reason` until `resume(reason)`; resolves once the consumer is cancelled. */
+  pause(reason: string): Promise<void> {
+    return this.consumer.pause(reason);
+  }
+
+  /** Consumes again once no other pause reason is left. */
+  resume(reason: string): void {
+    this.consumer.resume(reason);
+  }
+
+  /**
+   * Writes what is gathered at once and waits until every received message is settled, or until `deadline`
+   * (epoch ms); past it, every purchase not yet settled is given up on, its message left unacked. Resolves
+   * true when everything was settled in time.
+   */
+  async drain(deadline: number): Promise<boolean> {
+    this.parts.pipeline.flushNow();
+    if (await settledBy(this.consumer.drained(), deadline)) return true;
+    this.logger.error(
+      `shutdown deadline reached with ${this.consumer.inFlight} messages unsettled; leaving them unacked`,
+    );
+    this.parts.pipeline.abandon(
+      new ShutdownInterruptedError('shutdown deadline reached before this purchase was written'),
+    );
+    await settledBy(this.consumer.drained(), Date.now() + ABANDONED_GRACE_MS);
+    return false;
+  }
+
+  /** Graceful shutdown, once: every caller gets the same promise. */
+  close(signal?: string): Promise<void> {
+    this.closing ??= this.shutDown(signal);
+    return this.closing;
+  }
+
+  /** Nest's shutdown (app.close(), SIGTERM) closes the worker while /health and /metrics still answer. */
+  beforeApplicationShutdown(signal?: string): Promise<void> {
+    return this.close(signal);
+  }
+
+  private async shutDown(signal: string | undefined): Promise<void> {
+    const { settings, shutdown, audit, reporter, depthMonitor, broker, prisma, metrics } = this.parts;
+    const deadline = Date.now() + settings.SHUTDOWN_DEADLINE_MS;
+    this.logger.log(`closing (${signal ?? 'close requested'}): ${this.consumer.inFlight} messages in flight`);
+    const steps: [string, () => unknown][] = [
+      ['stop consuming', () => this.pause(SHUTDOWN_PAUSE)],
+      // One signal ends every wait: back-offs before a requeue or a retry, the database probes.
+      ['end every wait', () => shutdown.abort('shutting down')],
+      ['drain in-flight messages', async () => (this.metDeadline = await this.drain(deadline))],
+      ['log the last outcome summary', () => reporter.close()],
+      ['flush the audit trail', () => audit.close(deadline)],
+      ['stop the queue depth checks', () => depthMonitor.stop()],
+      ['close the consumer channel', () => this.consumer.close()],
+      ['close the broker connection', () => broker.close()],
+      ['close the database pool', () => prisma.$disconnect()],
+      ['unregister the metrics', () => (metrics.unregister(), register.clear())],
+    ];
+    for (const [what, step] of steps) {
+      try {
+        await step();
+      } catch (error) {
+        this.metDeadline = false;
+        this.logger.error(`shutdown step "${what}" failed: ${(error as Error).message}`);
+      }
+    }
+    this.logger.log(
+      this.metDeadline
+        ? 'closed'
+        : 'closed past the shutdown deadline; unsettled messages return to the queue',
+    );
+  }
+
+  /**
+   * Opens the pool's connections and runs the order INSERT once with no rows, so the first purchases of a
+   * new worker do not wait for connections, Prisma's first query and cold code. Bounded by the connect
+   * timeout; a database that is down is the circuit breaker's business once purchases arrive.
+   */
+  private async warmUp(): Promise<void> {
+    const { prisma, orders, settings } = this.parts;
+    const connections = Array.from({ length: settings.DB_POOL_SIZE - 1 }, () => prisma.ping());
+    const warm = Promise.all([orders.insert([]), ...connections]);
+    try {
+      if (!(await settledBy(warm, Date.now() + settings.DB_CONNECT_TIMEOUT_MS))) {
+        this.logger.warn(`database not warmed within ${settings.DB_CONNECT_TIMEOUT_MS} ms; consuming anyway`);
+      }
+    } catch (error) {
+      this.logger.warn(`database not reachable at start: ${(error as Error).message}; consuming anyway`);
+    }
+  }
+}
+
+/** True when `work` settled by `deadline` (epoch ms), false past it; rethrows what `work` throws. */
+async function settledBy(work: Promise<unknown>, deadline: number): Promise<boolean> {
+  const controller = new AbortController();
+  try {
+    return await Promise.race([
+      work.then(() => true),
+      sleep(Math.max(0, deadline - Date.now()), controller.signal).then(() => false),
+    ]);
+  } finally {
+    controller.abort();
+  }
+}
+
+/**
+ * How Nest hosts the worker (a custom transport strategy of @nestjs/microservices): `listen` starts it,
+ * `close` closes it. Everything else is the Worker's.
+ */
+export class WorkerTransport extends Server implements CustomTransportStrategy {
+  constructor(private readonly worker: Worker) {
+    super();
+  }
+
+  listen(callback: (error?: unknown) => void): void {
+    this.worker.start().then(
+      () => callback(),
+      (error: unknown) => callback(error),
+    );
+  }
+
+  close(): Promise<void> {
+    return this.worker.close();
+  }
+
+  on(): never {
+    throw new Error('WorkerTransport does not emit events to listeners');
+  }
+
+  unwrap<T>(): T {
+    return this.worker as T;
+  }
+}
 
 export interface RunningWorker {
   app: INestApplication;
   port: number;
-  transport: PurchaseTransport;
+  lifecycle: Worker;
   audit: AuditTrail;
   /** Graceful shutdown; resolves with the exit code (0: drained in time). */
   stop(signal?: string): Promise<number>;
@@ -21,28 +314,27 @@ export interface RunningWorker {
 
 /** Starts one worker: the HTTP side (health, metrics) and the purchase consumer. */
 export async function startWorker(settings: Settings): Promise<RunningWorker> {
-  const app = await NestFactory.create(AppModule.forRoot(settings), { bufferLogs: true });
-  const logger = app.get(Logger);
+  const app = await NestFactory.create(WorkerModule.forRoot(settings), { bufferLogs: true });
+  const logger = app.get(PinoLogger);
   app.useLogger(logger);
-  const transport = app.get(PurchaseTransport);
-  app.connectMicroservice({ strategy: transport }, { inheritAppConfig: true });
+  const worker = app.get(Worker);
+  app.connectMicroservice({ strategy: new WorkerTransport(worker) }, { inheritAppConfig: true });
   await app.startAllMicroservices();
   await app.listen(settings.HTTP_PORT, '0.0.0.0');
-  const server = app.getHttpServer() as Server;
-  const port = (server.address() as AddressInfo).port;
+  const port = ((app.getHttpServer() as HttpServer).address() as AddressInfo).port;
   logger.log({ msg: 'http listening', port });
   let stopping: Promise<number> | undefined;
   return {
     app,
     port,
-    transport,
-    audit: app.get(WorkerAuditTrail),
+    lifecycle: worker,
+    audit: app.get(AuditTrail),
     stop: (signal) => {
       stopping ??= (async () => {
-        const lifecycle = app.get(WorkerLifecycle);
-        await lifecycle.beforeApplicationShutdown(signal);
+        // The worker closes first, naming the signal; Nest's own shutdown then gets the same closing promise.
+        await worker.close(signal);
         await app.close();
-        return lifecycle.exitCode;
+        return worker.exitCode;
       })();
       return stopping;
     },

@@ -181,7 +181,7 @@ describe('a worker given bad input', () => {
   async function settled(): Promise<void> {
     await waitFor(
       'the worker to settle everything',
-      async () => worker.transport.inFlight === 0 && (await world.queueDepth()) === 0,
+      async () => worker.lifecycle.inFlight === 0 && (await world.queueDepth()) === 0,
     );
   }
 
@@ -297,7 +297,7 @@ describe('a worker given bad input', () => {
 
   describe('after the whole corpus', () => {
     it('is still consuming, and stores and audits the next valid purchases', async () => {
-      expect(worker.transport.state).toBe('consuming');
+      expect(worker.lifecycle.state).toBe('consuming');
       const saleId = randomUUID();
       const users = ['after-1', 'after-2', 'after-3', 'after-4', 'after-5'];
       await world.publishRaw(users.map((userId) => body({ saleId, userId })));

@@ -100,7 +100,7 @@ describe('operator faults', () => {
       expect(ready.status).toBe(503);
       expect(ready.errors.rabbitmq?.reason).toContain(`queue ${world.deadLetterQueue} is missing`);
       expect(await metric(worker, METRIC.queueMissing, `queue="${world.deadLetterQueue}"`)).toBe(1);
-      expect(worker.transport.inFlight + (await world.queueDepth())).toBe(1);
+      expect(worker.lifecycle.inFlight + (await world.queueDepth())).toBe(1);
 
       await world.declareTopology(); // the operator restores the DLQ
       const [deadLetter] = await world.deadLetters(1);
@@ -170,12 +170,12 @@ describe('operator faults', () => {
         'statement timeouts',
         async () => (await metric(worker, METRIC.dbWriteFailures, 'code="57014"')) >= 2,
       );
-      expect(worker.transport.inFlight).toBe(5);
+      expect(worker.lifecycle.inFlight).toBe(5);
       expect(await world.drainDeadLetters()).toHaveLength(0);
 
       await locker.query('COMMIT');
       await waitFor('5 orders', async () => (await world.orders()) === ordersBefore + 5);
-      await waitFor('nothing in flight', () => worker.transport.inFlight === 0);
+      await waitFor('nothing in flight', () => worker.lifecycle.inFlight === 0);
       expect(await world.drainDeadLetters()).toHaveLength(0);
       await worker.stop('test end');
     });
@@ -186,9 +186,9 @@ describe('operator faults', () => {
       await world.publish(Array.from({ length: 200 }, () => purchase({ saleId })));
       await lockOrders();
       const worker = await world.startWorker({ PREFETCH: 10, BATCH_SIZE: 5, MAX_BATCHES_IN_FLIGHT: 1 });
-      await waitFor('a full prefetch window', () => worker.transport.inFlight === 10);
+      await waitFor('a full prefetch window', () => worker.lifecycle.inFlight === 10);
       await new Promise((resolve) => setTimeout(resolve, 300)); // what more could arrive, would by now
-      expect(worker.transport.inFlight).toBe(10);
+      expect(worker.lifecycle.inFlight).toBe(10);
       expect(await world.queueDepth()).toBe(190);
 
       await locker.query('COMMIT');
@@ -202,11 +202,11 @@ describe('operator faults', () => {
       const worker = await world.startWorker();
       const flips: Promise<void>[] = [];
       for (let index = 0; index < 20; index++) {
-        flips.push(worker.transport.pause('test'));
-        worker.transport.resume('test');
+        flips.push(worker.lifecycle.pause('test'));
+        worker.lifecycle.resume('test');
       }
       await Promise.all(flips);
-      await waitFor('consuming', () => worker.transport.state === 'consuming');
+      await waitFor('consuming', () => worker.lifecycle.state === 'consuming');
       // A quorum queue counts consumers through its log: a cancel shows a moment later.
       const channel = await world.openChannel();
       try {

@@ -2,7 +2,8 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { GetMessage, Options } from 'amqplib';
 import fc from 'fast-check';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { orderKey, parsePurchase, type ParseResult } from '../src/purchases/purchase.schema.js';
+import { orderKey } from '../src/database/order.writer.js';
+import { parsePurchase, type ParseResult } from '../src/purchases/purchase.schema.js';
 import type { RunningWorker } from '../src/worker.js';
 import { waitFor } from './support/harness.js';
 import { TestWorld } from './support/test-worker.js';
@@ -404,7 +405,7 @@ describe('the purchase pipeline fed random bytes, random JSON and hostile purcha
       await waitFor(
         'every message of the batch to be settled and audited',
         async () =>
-          worker.transport.inFlight === 0 &&
+          worker.lifecycle.inFlight === 0 &&
           worker.audit.bufferedEvents === 0 &&
           (await world.queueDepth()) === 0 &&
           new Set((await auditRowsOf(messageIds)).map((row) => row.details.messageId)).size ===
@@ -559,7 +560,7 @@ describe('the purchase pipeline fed random bytes, random JSON and hostile purcha
     }
     const depth = await world.queueDepth();
     if (depth !== 0) problems.push(`${depth} messages left on the purchase queue`);
-    if (worker.transport.state !== 'consuming') problems.push(`the worker is ${worker.transport.state}`);
+    if (worker.lifecycle.state !== 'consuming') problems.push(`the worker is ${worker.lifecycle.state}`);
     if (!inTime) problems.unshift(`not settled within ${SETTLE_TIMEOUT_MS} ms`);
     for (const id of messageIds) deadLetters.delete(id);
     return problems;
@@ -620,7 +621,7 @@ describe('the purchase pipeline fed random bytes, random JSON and hostile purcha
   );
 
   it('keeps consuming after every batch and stores and audits the next valid purchase', async () => {
-    expect(worker.transport.state).toBe('consuming');
+    expect(worker.lifecycle.state).toBe('consuming');
     const saleId = randomUUID();
     const messageId = `pp-after-${randomBytes(4).toString('hex')}`;
     await world.publishRaw([validBody(saleId, 'after-everything')], { messageId });
@@ -629,6 +630,6 @@ describe('the purchase pipeline fed random bytes, random JSON and hostile purcha
     const [audit] = (await auditRowsOf([messageId])) as [AuditRow];
     expect(audit.event).toBe('ORDER_CONFIRMED');
     expect(audit.user_id).toBe('after-everything');
-    expect(worker.transport.state).toBe('consuming');
+    expect(worker.lifecycle.state).toBe('consuming');
   });
 });

@@ -61,7 +61,7 @@ describe('the audit trail after a graceful shutdown', () => {
         '120 orders and an empty queue',
         async () => (await world.orders()) === 120 && (await world.queueDepth()) === 0,
       );
-      await waitFor('all settled', () => worker.transport.inFlight === 0);
+      await waitFor('all settled', () => worker.lifecycle.inFlight === 0);
       expect(await world.count('SELECT count(*) FROM audit_logs')).toBe(0);
 
       expect(await worker.stop('SIGTERM')).toBe(0);

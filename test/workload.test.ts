@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { createHash } from 'node:crypto';
-import { orderKey, parsePurchase } from '../src/purchases/purchase.schema.js';
+import { orderKey } from '../src/database/order.writer.js';
+import { parsePurchase } from '../src/purchases/purchase.schema.js';
 import { generateWorkload, POISON_KINDS, workloadBodies, type WorkloadOptions } from '../scripts/workload.js';
 
 const MAX_MESSAGE_BYTES = 16 * 1024;

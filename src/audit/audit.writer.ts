@@ -1,6 +1,5 @@
-import { Injectable } from '@nestjs/common';
 import { storableJson, storableText } from '../common/safe-text.js';
-import { PrismaService } from '../database/prisma.service.js';
+import type { PrismaService } from '../database/prisma.service.js';
 import type { AuditEvent, AuditSink } from './audit-event.js';
 
 // In JSON.stringify's output, NUL and lone surrogates are the only \u escapes of these kinds (a surrogate pair
@@ -13,7 +12,6 @@ const UNSTORABLE_ESCAPE = /(?:^|[^\\])(?:\\\\)*\\u(?:0000|d[89a-f])/i;
  * the whole INSERT: when the batch's JSON holds one, its strings are made storable first (one scan of the
  * text, not a walk of every event, in the usual case). AuditTrail isolates any row refused all the same.
  */
-@Injectable()
 export class AuditWriter implements AuditSink {
   constructor(private readonly prisma: PrismaService) {}
 

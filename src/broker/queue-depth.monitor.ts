@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { Settings } from '../config/settings.js';
 import type { WorkerMetrics } from '../observability/worker-metrics.js';
-import type { PurchaseTransport } from './purchase.transport.js';
+import type { BrokerConnection } from './broker-connection.js';
 
 /** Feeds the queue and DLQ depth gauges from passive queue checks on a timer. */
 export class QueueDepthMonitor {
@@ -9,7 +9,7 @@ export class QueueDepthMonitor {
   private timer: NodeJS.Timeout | undefined;
 
   constructor(
-    private readonly transport: PurchaseTransport,
+    private readonly broker: BrokerConnection,
     private readonly metrics: WorkerMetrics,
     private readonly settings: Settings,
   ) {}
@@ -24,7 +24,7 @@ export class QueueDepthMonitor {
   }
 
   async poll(): Promise<void> {
-    const connection = this.transport.connection;
+    const connection = this.broker.current;
     if (!connection) return;
     let channel;
     try {

@@ -101,6 +101,9 @@ export const settingsSchema = z
 
 export type Settings = z.output<typeof settingsSchema>;
 
+/** Injection token of the validated settings (src/worker.module.ts). */
+export const SETTINGS = Symbol('SETTINGS');
+
 /** A setting the worker cannot start with; names the setting and the rule. */
 export class InvalidSettingsError extends Error {
   override readonly name = 'InvalidSettingsError';

@@ -1,6 +1,4 @@
-import { Inject, Injectable } from '@nestjs/common';
 import { PrismaPg } from '@prisma/adapter-pg';
-import { SETTINGS } from '../config/config.module.js';
 import type { Settings } from '../config/settings.js';
 import { PrismaClient } from '../generated/prisma/client.js';
 
@@ -9,11 +7,10 @@ import { PrismaClient } from '../generated/prisma/client.js';
  * (pg's defaults are 10 connections and waiting forever). No query may hang: the server cancels a statement
  * past `statement_timeout` (a lock held by a migration), the client gives up past `query_timeout` (a
  * half-open socket after a failover), and TCP keep-alive finds dead peers; each such failure is transient
- * (retried, counted by the circuit breaker), never acked. Closed by WorkerLifecycle only.
+ * (retried, counted by the circuit breaker), never acked. Closed by the Worker only.
  */
-@Injectable()
 export class PrismaService extends PrismaClient {
-  constructor(@Inject(SETTINGS) settings: Settings) {
+  constructor(settings: Settings) {
     super({
       adapter: new PrismaPg({
         connectionString: settings.DATABASE_URL,

@@ -1,11 +1,10 @@
 import { Controller, Get, Inject } from '@nestjs/common';
 import { HealthCheck, HealthCheckService, HealthIndicatorService } from '@nestjs/terminus';
-import { PurchaseTransport } from '../broker/purchase.transport.js';
-import { SETTINGS } from '../config/config.module.js';
-import type { Settings } from '../config/settings.js';
-import { DatabaseCircuitBreaker } from '../database/database.module.js';
+import { SETTINGS, type Settings } from '../config/settings.js';
+import { CircuitBreaker } from '../database/circuit-breaker.js';
 import { PrismaService } from '../database/prisma.service.js';
 import { redactCredentials } from '../observability/log-redaction.js';
+import { Worker } from '../worker.js';
 
 const DATABASE_PING_TIMEOUT_MS = 1000;
 
@@ -21,8 +20,8 @@ export class HealthController {
   constructor(
     private readonly health: HealthCheckService,
     private readonly indicators: HealthIndicatorService,
-    private readonly transport: PurchaseTransport,
-    private readonly breaker: DatabaseCircuitBreaker,
+    private readonly worker: Worker,
+    private readonly breaker: CircuitBreaker,
     private readonly prisma: PrismaService,
     @Inject(SETTINGS) private readonly settings: Settings,
   ) {}
@@ -36,10 +35,10 @@ export class HealthController {
 
   private consuming() {
     const session = this.indicators.check('consumer');
-    const failingForMs = this.transport.failingToConsumeForMs;
+    const failingForMs = this.worker.failingToConsumeForMs;
     if (failingForMs <= this.settings.NOT_CONSUMING_UNHEALTHY_MS) return session.up();
     return session.down({
-      reason: `not consuming for ${Math.round(failingForMs / 1000)} s: ${this.transport.consumerProblem ?? this.transport.state}`,
+      reason: `not consuming for ${Math.round(failingForMs / 1000)} s: ${this.worker.consumerProblem ?? this.worker.state}`,
     });
   }
 
@@ -51,14 +50,14 @@ export class HealthController {
 
   private consumer() {
     const session = this.indicators.check('rabbitmq');
-    const state = this.transport.state;
-    const problem = this.transport.consumerProblem;
-    const missing = this.transport.missingQueueSince;
+    const state = this.worker.state;
+    const problem = this.worker.consumerProblem;
+    const missing = this.worker.missingQueueSince;
     const details = {
       state,
-      node: this.transport.brokerNode ?? null,
-      inFlight: this.transport.inFlight,
-      pausedFor: this.transport.pausedFor,
+      node: this.worker.brokerNode ?? null,
+      inFlight: this.worker.inFlight,
+      pausedFor: this.worker.pausedFor,
     };
     if (state !== 'consuming') {
       return session.down({ ...details, reason: `consumer is ${state}${problem ? `: ${problem}` : ''}` });

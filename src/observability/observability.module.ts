@@ -1,4 +1,4 @@
-import { Global, Module } from '@nestjs/common';
+import { Module } from '@nestjs/common';
 import { PrometheusModule } from '@willsoto/nestjs-prometheus';
 import { LoggerModule } from 'nestjs-pino';
 import { type DestinationStream, type LoggerOptions, stdTimeFunctions } from 'pino';
@@ -55,7 +55,6 @@ function httpLoggerParams(settings: Settings) {
 }
 
 /** Structured JSON logs (pino), Prometheus metrics on /metrics, and the worker's own metrics. */
-@Global()
 @Module({})
 export class ObservabilityModule {
   static forRoot(settings: Settings) {

@@ -3,10 +3,10 @@ import { Registry } from 'prom-client';
 import { holdsWithin } from '../../test/support/holds-within.js';
 import { CircuitBreaker } from '../database/circuit-breaker.js';
 import { WorkerMetrics } from '../observability/worker-metrics.js';
-import type { InsertedOrders } from './order.writer.js';
+import { type InsertedOrders, orderKey } from '../database/order.writer.js';
 import type { Settled } from './outcome.js';
 import { type BatcherOptions, type OrderInserter, PurchaseBatcher } from './purchase-batcher.js';
-import { orderKey, type Purchase } from './purchase.schema.js';
+import type { Purchase } from './purchase.schema.js';
 
 /** Holds every insert open until released, and records how many were open at once. */
 class HeldInserter implements OrderInserter {

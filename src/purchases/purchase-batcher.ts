@@ -8,11 +8,11 @@ import { backoffDelayMs, sleep } from '../common/backoff.js';
 import { ShutdownInterruptedError } from '../common/shutdown-signal.js';
 import type { CircuitBreaker } from '../database/circuit-breaker.js';
 import type { WorkerMetrics } from '../observability/worker-metrics.js';
-import type { InsertedOrders } from './order.writer.js';
+import { type InsertedOrders, orderKey } from '../database/order.writer.js';
 import type { Span, SpanContext } from '@opentelemetry/api';
 import { contextOf, inChildSpan, startBatchSpan, tracingActive } from '../observability/tracing.js';
 import type { Outcome, Settled, SettledListener } from './outcome.js';
-import { orderKey, type Purchase } from './purchase.schema.js';
+import type { Purchase } from './purchase.schema.js';
 
 export interface BatcherOptions {
   maxBatchSize: number;

@@ -7,7 +7,8 @@ import { WorkerMetrics } from '../observability/worker-metrics.js';
 import type { Settled } from './outcome.js';
 import type { OrderInserter } from './purchase-batcher.js';
 import { PurchasePipeline } from './purchase.pipeline.js';
-import { orderKey, type Purchase } from './purchase.schema.js';
+import { orderKey } from '../database/order.writer.js';
+import type { Purchase } from './purchase.schema.js';
 
 const SALE_ID = '7f1d2c7e-5b8a-4c1e-9a55-3c2b7d9e0f11';
 

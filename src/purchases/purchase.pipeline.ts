@@ -1,11 +1,8 @@
-import { Inject, Injectable } from '@nestjs/common';
-import { ShutdownSignal } from '../common/shutdown-signal.js';
-import { SETTINGS } from '../config/config.module.js';
-import type { Settings } from '../config/settings.js';
-import { DatabaseCircuitBreaker } from '../database/database.module.js';
-import { WorkerMetrics } from '../observability/worker-metrics.js';
-import { OrderWriter } from './order.writer.js';
 import type { Context, SpanContext } from '@opentelemetry/api';
+import type { ShutdownSignal } from '../common/shutdown-signal.js';
+import type { Settings } from '../config/settings.js';
+import type { CircuitBreaker } from '../database/circuit-breaker.js';
+import type { WorkerMetrics } from '../observability/worker-metrics.js';
 import type { IncomingMessage, MessageProcessor, Settled, SettledListener } from './outcome.js';
 import { type OrderInserter, PurchaseBatcher } from './purchase-batcher.js';
 import { parsePurchase } from './purchase.schema.js';
@@ -15,15 +12,14 @@ import { parsePurchase } from './purchase.schema.js';
  * (the broker), a whole batch at a time; an invalid message's outcome goes at once, on its own.
  * `T` is the broker's token for each message, carried through untouched.
  */
-@Injectable()
 export class PurchasePipeline<T> implements MessageProcessor<T> {
-  readonly batcher: PurchaseBatcher<T>;
+  private readonly batcher: PurchaseBatcher<T>;
   private onSettled: SettledListener<T> | undefined;
 
   constructor(
-    @Inject(SETTINGS) private readonly settings: Settings,
-    @Inject(OrderWriter) orders: OrderInserter,
-    breaker: DatabaseCircuitBreaker,
+    private readonly settings: Settings,
+    orders: OrderInserter,
+    breaker: CircuitBreaker,
     metrics: WorkerMetrics,
     shutdown: ShutdownSignal,
   ) {
@@ -54,6 +50,19 @@ export class PurchasePipeline<T> implements MessageProcessor<T> {
     const parsed = parsePurchase(message.content, contentType, this.settings.MAX_MESSAGE_BYTES);
     if (parsed.ok) this.batcher.submit(parsed.purchase, token, trace);
     else this.settle([{ token, outcome: { kind: 'rejected', rejection: parsed.rejection } }]);
+  }
+
+  /** Writes whatever is gathered now, without waiting for the batch to fill (the drain at shutdown). */
+  flushNow(): void {
+    this.batcher.flushNow();
+  }
+
+  /**
+   * Shutdown past its deadline: every purchase not yet settled comes back as `retry` with `reason`, its
+   * message left unacked for redelivery.
+   */
+  abandon(reason: Error): void {
+    this.batcher.abandon(reason);
   }
 
   private settle(settled: Settled<T>[], trace?: Context): void {

@@ -186,8 +186,3 @@ function readableIds(body: object): Rejection['identifiers'] {
   }
   return identifiers;
 }
-
-/** The key UNIQUE (sale_id, user_id) compares: two purchases with the same key are one order. */
-export function orderKey(purchase: Pick<Purchase, 'saleId' | 'userId'>): string {
-  return `${purchase.saleId}\u0000${purchase.userId}`;
-}

@@ -62,7 +62,7 @@ export class TestWorld {
   async startWorker(overrides: Record<string, string | number> = {}): Promise<RunningWorker> {
     const worker = await startWorker(this.settings(overrides));
     this.workers.push(worker);
-    await waitFor('the worker to consume', () => worker.transport.state === 'consuming');
+    await waitFor('the worker to consume', () => worker.lifecycle.state === 'consuming');
     return worker;
   }
 

@@ -1,6 +1,14 @@
 import { Logger } from '@nestjs/common';
+import type { Context } from '@opentelemetry/api';
+import { inChildSpanSync } from '../observability/tracing.js';
 import type { WorkerMetrics } from '../observability/worker-metrics.js';
-import type { Outcome, OutcomeListener, Reported, Settled } from '../purchases/outcome.js';
+import {
+  isCommitted,
+  type Outcome,
+  type OutcomeListener,
+  type Reported,
+  type Settled,
+} from '../purchases/outcome.js';
 import { type DeadLetterPublisher, UnroutablePublishError } from './dead-letter.publisher.js';
 import type { Delivery } from './delivery.js';
 import { backoffDelayMs, sleep } from '../common/backoff.js';
@@ -17,6 +25,8 @@ export interface SettlerOptions {
   onDeadLettered?: () => void;
   /** The worker's shutdown: every back-off ends at once and its message is left unacked. */
   signal?: AbortSignal;
+  /** Told how many deliveries are finished (settled, or given up on) after each step. */
+  onFinished?: (count: number) => void;
 }
 
 /**
@@ -40,6 +50,38 @@ export class MessageSettler {
     private readonly metrics: WorkerMetrics,
     private readonly options: SettlerOptions,
   ) {}
+
+  /**
+   * Settles a batch of outcomes from the pipeline: the committed ones are acked and reported together at
+   * once (under the batch's `ack` span while tracing is on), the others one by one, each when the broker has
+   * answered or its back-off is over.
+   */
+  settleBatch(settled: readonly Settled<Delivery>[], trace?: Context): void {
+    const committed = settled.filter(({ outcome }) => isCommitted(outcome));
+    if (committed.length > 0) {
+      inChildSpanSync(trace, 'ack', () => this.settleCommitted(committed));
+      for (const { token } of committed) token.span?.end();
+      this.options.onFinished?.(committed.length);
+    }
+    if (committed.length === settled.length) return;
+    for (const { token: delivery, outcome } of settled) {
+      if (isCommitted(outcome)) continue;
+      this.settle(delivery, outcome)
+        .catch((error: Error) =>
+          this.logger.error({
+            msg: `settling a delivery failed: ${error.message}`,
+            deliveryTag: delivery.message.fields.deliveryTag,
+            messageId: safeProperty(delivery.message.properties.messageId),
+            err: error,
+          }),
+        )
+        .finally(() => {
+          delivery.span?.setAttribute('flashsale.outcome', outcome.kind);
+          delivery.span?.end();
+          this.options.onFinished?.(1);
+        });
+    }
+  }
 
   /**
    * Settles one message whose outcome needs the broker's answer or a back-off (rejected, retry) and reports

@@ -1,9 +1,9 @@
-import { Logger, type OnApplicationShutdown } from '@nestjs/common';
-import type { AuditTrail } from '../audit/audit-trail.js';
+import { Logger } from '@nestjs/common';
+import type { AuditTrail } from './audit-trail.js';
 import type { WorkerMetrics } from '../observability/worker-metrics.js';
-import type { AuditEvent } from '../audit/audit-event.js';
+import type { AuditEvent } from './audit-event.js';
 import type { CountedOutcome } from '../observability/worker-metrics.js';
-import type { MessageFacts, Outcome, OutcomeListener, Reported } from './outcome.js';
+import type { MessageFacts, Outcome, OutcomeListener, Reported } from '../purchases/outcome.js';
 
 type SummarisedOutcome = Outcome['kind'];
 
@@ -30,7 +30,7 @@ export const OUTCOME_SUMMARY_INTERVAL_MS = 10_000;
  * (failures at warn), and at info one summary of the counts per interval with messages, so the info log
  * grows with time, not with traffic. The last summary is written at shutdown.
  */
-export class OutcomeReporter implements OutcomeListener, OnApplicationShutdown {
+export class OutcomeReporter implements OutcomeListener {
   private readonly logger = new Logger('PurchaseOutcome');
   private counts = emptyCounts();
   private summaryStartedAt = 0;
@@ -128,7 +128,8 @@ export class OutcomeReporter implements OutcomeListener, OnApplicationShutdown {
     }
   }
 
-  onApplicationShutdown(): void {
+  /** Logs the summary of what was settled since the last one (at shutdown). */
+  close(): void {
     this.logSummary();
   }
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import type { Channel, ConsumeMessage } from 'amqplib';
 import { EventEmitter } from 'node:events';
-import type { LiveChannel } from './delivery.js';
+import type { LiveChannel } from '../settlement/delivery.js';
 import { type ConsumerHooks, PurchaseConsumer } from './purchase-consumer.js';
 
 type Method = 'prefetch' | 'consume' | 'cancel';
@@ -85,7 +85,8 @@ function consumerOnFakes() {
       state.prepares++;
       return state.prepareError ? Promise.reject(state.prepareError) : Promise.resolve();
     },
-    onDelivery: (live) => lives.push(live),
+    onDelivery: (delivery) => lives.push(delivery.live),
+    onInFlight: () => undefined,
     onPausedChange: () => undefined,
     onAckFrame: () => undefined,
     onAcksLost: () => undefined,

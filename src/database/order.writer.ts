@@ -1,6 +1,16 @@
-import { Injectable } from '@nestjs/common';
-import { PrismaService } from '../database/prisma.service.js';
-import { orderKey, type Purchase } from './purchase.schema.js';
+import type { PrismaService } from './prisma.service.js';
+
+/** One order to insert: a row of `orders`. */
+export interface OrderRow {
+  saleId: string;
+  userId: string;
+  timestamp: Date;
+}
+
+/** The key UNIQUE (sale_id, user_id) compares: two purchases with the same key are one order. */
+export function orderKey(order: Pick<OrderRow, 'saleId' | 'userId'>): string {
+  return `${order.saleId}\u0000${order.userId}`;
+}
 
 /** Orders inserted by one batch, by order key, with their commit time. */
 export type InsertedOrders = Map<string, Date>;
@@ -12,19 +22,18 @@ export type InsertedOrders = Map<string, Date>;
  * the batch is a duplicate of an order that exists. The new keys come back as one JSON text in one row.
  * The statement commits on its own (autocommit): when it returns, the new orders are durable.
  */
-@Injectable()
 export class OrderWriter {
   constructor(private readonly prisma: PrismaService) {}
 
-  /** `purchases` must hold each order key once (see PurchaseBatcher). */
-  async insert(purchases: readonly Purchase[]): Promise<InsertedOrders> {
+  /** `orders` must hold each order key once (see PurchaseBatcher). */
+  async insert(orders: readonly OrderRow[]): Promise<InsertedOrders> {
     const rows = JSON.stringify(
       // The purchase time as epoch milliseconds: a Date's JSON form of a year past 9999 ("+010000-…", a valid
       // purchase made late on 9999-12-31 west of UTC) is not one PostgreSQL reads.
-      purchases.map((purchase) => ({
-        s: purchase.saleId,
-        u: purchase.userId,
-        t: purchase.timestamp.getTime(),
+      orders.map((order) => ({
+        s: order.saleId,
+        u: order.userId,
+        t: order.timestamp.getTime(),
       })),
     );
     const [result] = await this.prisma.$queryRaw<{ keys: string; committed_at: Date | null }[]>`

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { safeProperty, safeText } from '../common/safe-text.js';
 import type { Rejection } from '../purchases/outcome.js';
 import type { Delivery } from './delivery.js';
-import { republishedProperties } from './message-properties.js';
+import { republishedProperties } from '../broker/message-properties.js';
 
 /** Names each publish, so a message the broker returns is matched to the publish it belongs to. */
 const PUBLISH_ID_HEADER = 'x-publish-id';

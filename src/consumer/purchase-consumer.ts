@@ -1,8 +1,10 @@
 import { Logger } from '@nestjs/common';
 import type { Channel, ConsumeMessage } from 'amqplib';
 import { backoffDelayMs } from '../common/backoff.js';
-import { AckCoalescer } from './ack-coalescer.js';
-import type { LiveChannel } from './delivery.js';
+import { safeProperty } from '../common/safe-text.js';
+import { startMessageSpan, tracingActive } from '../observability/tracing.js';
+import { AckCoalescer } from '../settlement/ack-coalescer.js';
+import { type Delivery, deliveryCountOf, type LiveChannel } from '../settlement/delivery.js';
 
 export type ConsumerState = 'connecting' | 'consuming' | 'paused' | 'disconnected' | 'closed';
 
@@ -12,7 +14,10 @@ export interface ConsumerHooks {
   openChannel(): Promise<Channel>;
   /** Makes sure the queues exist (passive checks, declares only what is missing). */
   prepare(): Promise<void>;
-  onDelivery(live: LiveChannel, message: ConsumeMessage): void;
+  /** Takes each message received; the delivery counts as in flight until `finished` is called for it. */
+  onDelivery(delivery: Delivery): void;
+  /** Told of the number of deliveries in flight whenever it changes. */
+  onInFlight(count: number): void;
   /** Told whenever consuming starts (false) or stops (true). */
   onPausedChange(paused: boolean): void;
   /** Told of every ack frame sent, and of acks lost with their channel. */
@@ -35,6 +40,7 @@ export interface ConsumerOptions {
  * what is (a consumer registered or not) and takes one step at a time, so a pause arriving during a
  * `basic.consume` cancels the new consumer as soon as it exists, a resume during one never starts a second
  * consumer, and the channel is used for consuming only after its `basic.qos` is set.
+ * It counts the deliveries in flight (handed out, not yet finished), which the drain at shutdown waits for.
  */
 export class PurchaseConsumer {
   private readonly logger = new Logger(PurchaseConsumer.name);
@@ -48,6 +54,8 @@ export class PurchaseConsumer {
   private running: Promise<void> | undefined;
   private kicked = false;
   private wakeUp: (() => void) | undefined;
+  private inFlightCount = 0;
+  private drainWaiters: (() => void)[] = [];
 
   constructor(
     private readonly hooks: ConsumerHooks,
@@ -77,6 +85,24 @@ export class PurchaseConsumer {
   get failingForMs(): number {
     if (this.closing || this.pauseReasons.size > 0 || this.notConsumingSince === undefined) return 0;
     return Date.now() - this.notConsumingSince;
+  }
+
+  /** Deliveries handed out and not yet finished. */
+  get inFlight(): number {
+    return this.inFlightCount;
+  }
+
+  /** `count` deliveries are settled (or given up on, left for the broker to redeliver). */
+  finished(count: number): void {
+    this.inFlightCount -= count;
+    this.hooks.onInFlight(this.inFlightCount);
+    if (this.inFlightCount === 0) for (const resolve of this.drainWaiters.splice(0)) resolve();
+  }
+
+  /** Resolves when every delivery handed out is finished. */
+  async drained(): Promise<void> {
+    if (this.inFlightCount === 0) return;
+    await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
   }
 
   /** The connection is up: consume unless paused. */
@@ -203,7 +229,7 @@ export class PurchaseConsumer {
     if (!this.wantsToConsume() || !live.open) return; // the loop looks again
     const { consumerTag } = await live.channel.consume(
       this.options.queue,
-      (message) => (message ? this.hooks.onDelivery(live, message) : this.onCancelledByBroker(live)),
+      (message) => (message ? this.receive(live, message) : this.onCancelledByBroker(live)),
       { noAck: false },
     );
     // Set even when a pause came meanwhile: the loop then cancels this very consumer.
@@ -269,6 +295,21 @@ export class PurchaseConsumer {
     }
     if (live.consumerTag === tag) live.consumerTag = undefined;
     this.markNotConsuming();
+  }
+
+  private receive(live: LiveChannel, message: ConsumeMessage): void {
+    this.inFlightCount++;
+    this.hooks.onInFlight(this.inFlightCount);
+    live.acks.received(message.fields.deliveryTag);
+    const delivery: Delivery = { live, message, deliveryCount: deliveryCountOf(message) };
+    if (tracingActive()) {
+      delivery.span = startMessageSpan(
+        this.options.queue,
+        message.properties.headers,
+        safeProperty(message.properties.messageId),
+      );
+    }
+    this.hooks.onDelivery(delivery);
   }
 
   /** The broker cancelled our consumer (queue deleted, its node down): consume again after a back-off. */

@@ -1,0 +1,147 @@
+import { type DynamicModule, Module } from '@nestjs/common';
+import { TerminusModule } from '@nestjs/terminus';
+import { AuditTrail } from './audit/audit-trail.js';
+import { AuditWriter } from './audit/audit.writer.js';
+import { OutcomeReporter } from './audit/outcome.reporter.js';
+import { BrokerConnection } from './broker/broker-connection.js';
+import { QueueDepthMonitor } from './broker/queue-depth.monitor.js';
+import { ShutdownSignal } from './common/shutdown-signal.js';
+import { SETTINGS, type Settings } from './config/settings.js';
+import { CircuitBreaker } from './database/circuit-breaker.js';
+import { OrderWriter } from './database/order.writer.js';
+import { PrismaService } from './database/prisma.service.js';
+import { HealthController } from './health/health.controller.js';
+import { ObservabilityModule } from './observability/observability.module.js';
+import { WorkerMetrics } from './observability/worker-metrics.js';
+import { PurchasePipeline } from './purchases/purchase.pipeline.js';
+import type { Delivery } from './settlement/delivery.js';
+import { Worker } from './worker.js';
+
+/**
+ * Every part of the worker, registered one way: a factory that names what it takes. Nothing here is global;
+ * the classes know nothing of Nest (but the health controller), so they are built the same way in unit tests.
+ */
+@Module({})
+export class WorkerModule {
+  static forRoot(settings: Settings): DynamicModule {
+    const frozen = Object.freeze({ ...settings });
+    return {
+      module: WorkerModule,
+      imports: [ObservabilityModule.forRoot(frozen), TerminusModule.forRoot({ logger: false })],
+      controllers: [HealthController],
+      providers: [
+        { provide: SETTINGS, useValue: frozen },
+        { provide: ShutdownSignal, useValue: new ShutdownSignal() },
+        { provide: PrismaService, useFactory: () => new PrismaService(frozen) },
+        {
+          provide: OrderWriter,
+          inject: [PrismaService],
+          useFactory: (prisma: PrismaService) => new OrderWriter(prisma),
+        },
+        {
+          provide: AuditWriter,
+          inject: [PrismaService],
+          useFactory: (prisma: PrismaService) => new AuditWriter(prisma),
+        },
+        {
+          provide: CircuitBreaker,
+          inject: [PrismaService, ShutdownSignal],
+          useFactory: (prisma: PrismaService, shutdown: ShutdownSignal) =>
+            new CircuitBreaker(() => prisma.ping(), {
+              failureThreshold: frozen.CIRCUIT_FAILURE_THRESHOLD,
+              baseDelayMs: frozen.RETRY_BASE_MS,
+              maxDelayMs: frozen.RETRY_MAX_MS,
+              signal: shutdown.signal,
+            }),
+        },
+        {
+          provide: AuditTrail,
+          inject: [AuditWriter, WorkerMetrics],
+          useFactory: (writer: AuditWriter, metrics: WorkerMetrics) =>
+            new AuditTrail(
+              writer,
+              {
+                batchSize: frozen.AUDIT_BATCH_SIZE,
+                flushIntervalMs: frozen.AUDIT_FLUSH_INTERVAL_MS,
+                maxBufferedEvents: frozen.AUDIT_BUFFER_MAX,
+                maxRetryDelayMs: frozen.RETRY_MAX_MS,
+              },
+              metrics,
+            ),
+        },
+        {
+          provide: OutcomeReporter,
+          inject: [AuditTrail, WorkerMetrics],
+          useFactory: (audit: AuditTrail, metrics: WorkerMetrics) =>
+            new OutcomeReporter(
+              audit,
+              metrics,
+              frozen.WORKER_ID,
+              ['debug', 'trace'].includes(frozen.LOG_LEVEL),
+            ),
+        },
+        {
+          provide: PurchasePipeline,
+          inject: [OrderWriter, CircuitBreaker, WorkerMetrics, ShutdownSignal],
+          useFactory: (
+            orders: OrderWriter,
+            breaker: CircuitBreaker,
+            metrics: WorkerMetrics,
+            shutdown: ShutdownSignal,
+          ) => new PurchasePipeline<Delivery>(frozen, orders, breaker, metrics, shutdown),
+        },
+        {
+          provide: BrokerConnection,
+          inject: [WorkerMetrics],
+          useFactory: (metrics: WorkerMetrics) => new BrokerConnection(frozen, metrics),
+        },
+        {
+          provide: QueueDepthMonitor,
+          inject: [BrokerConnection, WorkerMetrics],
+          useFactory: (broker: BrokerConnection, metrics: WorkerMetrics) =>
+            new QueueDepthMonitor(broker, metrics, frozen),
+        },
+        {
+          provide: Worker,
+          inject: [
+            WorkerMetrics,
+            BrokerConnection,
+            PurchasePipeline,
+            OutcomeReporter,
+            AuditTrail,
+            CircuitBreaker,
+            PrismaService,
+            OrderWriter,
+            QueueDepthMonitor,
+            ShutdownSignal,
+          ],
+          useFactory: (
+            metrics: WorkerMetrics,
+            broker: BrokerConnection,
+            pipeline: PurchasePipeline<Delivery>,
+            reporter: OutcomeReporter,
+            audit: AuditTrail,
+            breaker: CircuitBreaker,
+            prisma: PrismaService,
+            orders: OrderWriter,
+            depthMonitor: QueueDepthMonitor,
+            shutdown: ShutdownSignal,
+          ) =>
+            new Worker({
+              settings: frozen,
+              metrics,
+              broker,
+              pipeline,
+              reporter,
+              audit,
+              breaker,
+              prisma,
+              orders,
+              depthMonitor,
+              shutdown,
+            }),
+        },
+      ],
+    };
+  }
+}
