@@ -1,6 +1,6 @@
 # flashsale-worker image: one worker process per container, configured only by environment variables.
 #   docker build -t flashsale-worker .
-# The same image runs the migrations (node dist/src/database/migrate.js) and the load test
+# The same image runs the migrations (node dist/src/tools/migrate/migrate.js) and the load test
 # (node dist/scripts/loadtest.js); see docs/deployment.md.
 
 # Node 24 LTS (package.json `engines`, .nvmrc) on Debian slim: glibc, as on the development machines.

@@ -1,7 +1,7 @@
 import { createWriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { applyMigrations } from '../src/database/migrate.js';
+import { applyMigrations } from '../src/tools/migrate/migrate.js';
 import { Fleet } from './fleet.js';
 import {
   formatSummary,

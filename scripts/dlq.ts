@@ -1,4 +1,4 @@
-import { runDlqCommand } from '../src/dead-letters/dlq.command.js';
+import { runDlqCommand } from '../src/tools/dlq/dlq.command.js';
 
 /** `npm run dlq -- list | replay [--limit N] | purge [--yes]`: the operator's dead-letter tool. */
 process.exitCode = await runDlqCommand(process.argv.slice(2), {

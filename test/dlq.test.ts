@@ -1,8 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from '@jest/globals';
 import type { GetMessage } from 'amqplib';
 import { randomUUID } from 'node:crypto';
-import type { DeadLetterListing } from '../src/dead-letters/dead-letter.admin.js';
-import { DLQ_EXIT, runDlqCommand } from '../src/dead-letters/dlq.command.js';
+import type { DeadLetterListing } from '../src/tools/dlq/dead-letter.admin.js';
+import { DLQ_EXIT, runDlqCommand } from '../src/tools/dlq/dlq.command.js';
 import { parsePurchase } from '../src/purchases/purchase.schema.js';
 import { waitFor } from './support/harness.js';
 import { purchase, type PurchaseBody, TestWorld } from './support/test-worker.js';

@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { type AddressInfo, connect, createServer } from 'node:net';
 import pg from 'pg';
-import { applyMigrations, MigrationError } from '../src/database/migrate.js';
+import { applyMigrations, MigrationError } from '../src/tools/migrate/migrate.js';
 import { TEST_POSTGRES_URL, uniqueName } from './support/harness.js';
 
 /**

@@ -1,8 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import amqp, { type Channel, type ChannelModel } from 'amqplib';
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
-import { PublisherBackpressureError, PublishNotConfirmedError } from '../src/publisher/publisher-errors.js';
-import { PurchasePublisher } from '../src/publisher/purchase-publisher.js';
+import {
+  PublisherBackpressureError,
+  PublishNotConfirmedError,
+} from '../src/tools/publisher/publisher-errors.js';
+import { PurchasePublisher } from '../src/tools/publisher/purchase-publisher.js';
 import { TEST_RABBITMQ_URL, uniqueName, waitFor } from './support/harness.js';
 
 const saleId = '7f1d2c7e-5b8a-4c1e-9a55-3c2b7d9e0f11';

@@ -4,8 +4,8 @@ import amqp from 'amqplib';
 import pg from 'pg';
 import { purchaseTopology } from '../../src/broker/topology.js';
 import { parseSettings } from '../../src/config/settings.js';
-import { applyMigrations } from '../../src/database/migrate.js';
-import { PurchasePublisher } from '../../src/publisher/purchase-publisher.js';
+import { applyMigrations } from '../../src/tools/migrate/migrate.js';
+import { PurchasePublisher } from '../../src/tools/publisher/purchase-publisher.js';
 import type { Workload } from '../workload.js';
 import {
   type BenchConsumers,

@@ -2,7 +2,7 @@ import { afterAll, beforeAll } from '@jest/globals';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import pg from 'pg';
-import { applyMigrations } from '../../src/database/migrate.js';
+import { applyMigrations } from '../../src/tools/migrate/migrate.js';
 import { waitFor } from '../support/harness.js';
 import { PrivatePostgres } from '../support/private-postgres.js';
 import { type WorkerExit, WorkerProcess } from '../support/worker-process.js';

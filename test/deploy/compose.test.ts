@@ -104,7 +104,7 @@ describe('docker-compose.yml', () => {
   it('runs the migrations once, with the worker image, after the database is healthy', () => {
     const migrate = service('migrate');
     expect(migrate.image).toBe(worker.image);
-    expect(joined(migrate.command)).toBe('node dist/src/database/migrate.js');
+    expect(joined(migrate.command)).toBe('node dist/src/tools/migrate/migrate.js');
     expect(migrate.depends_on).toEqual({ postgres: { condition: 'service_healthy' } });
     expect(migrate.restart).toBe('no');
   });

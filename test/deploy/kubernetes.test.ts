@@ -268,7 +268,7 @@ describe('deploy/k8s', () => {
   it('migrates with the worker image and the same database', () => {
     const [migrate] = specOf('Job').template.spec.containers;
     expect(migrate?.image).toBe(worker.image);
-    expect(migrate?.command).toEqual(['node', 'dist/src/database/migrate.js']);
+    expect(migrate?.command).toEqual(['node', 'dist/src/tools/migrate/migrate.js']);
     expect(migrate?.envFrom).toContainEqual({ secretRef: { name: secret.metadata.name } });
     for (const init of podSpec.initContainers ?? []) {
       expect({ image: init.image, command: init.command }).toEqual({

@@ -1,7 +1,7 @@
 import amqp from 'amqplib';
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { applyMigrations } from '../../src/database/migrate.js';
+import { applyMigrations } from '../../src/tools/migrate/migrate.js';
 
 /** The server every integration test uses; each test file gets its own database on it. */
 export const TEST_POSTGRES_URL =

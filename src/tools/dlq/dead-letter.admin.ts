@@ -1,4 +1,4 @@
-import { safeProperty } from '../common/safe-text.js';
+import { safeProperty } from '../../common/safe-text.js';
 import amqp, {
   type Channel,
   type ChannelModel,
@@ -6,7 +6,7 @@ import amqp, {
   type GetMessage,
   type Options,
 } from 'amqplib';
-import { redactCredentials } from '../observability/log-redaction.js';
+import { redactCredentials } from '../../observability/log-redaction.js';
 import {
   bodyPreview,
   rejectedAtDeliveryOf,

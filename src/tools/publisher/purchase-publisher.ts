@@ -1,9 +1,9 @@
-import { redactCredentials } from '../observability/log-redaction.js';
+import { redactCredentials } from '../../observability/log-redaction.js';
 import { randomUUID } from 'node:crypto';
-import { injectTraceContext } from '../observability/tracing.js';
+import { injectTraceContext } from '../../observability/tracing.js';
 import amqp, { type AmqpConnectionManager, type ChannelWrapper } from 'amqp-connection-manager';
 import type { ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
-import { purchaseSchema } from '../purchases/purchase.schema.js';
+import { purchaseSchema } from '../../purchases/purchase.schema.js';
 import {
   InvalidPurchaseError,
   type NotConfirmedReason,

@@ -1,5 +1,5 @@
-import { safeText } from '../common/safe-text.js';
-import { republishedProperties } from '../broker/message-properties.js';
+import { safeText } from '../../common/safe-text.js';
+import { republishedProperties } from '../../broker/message-properties.js';
 import type { Message, MessageProperties, Options } from 'amqplib';
 
 /**

@@ -3,7 +3,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
-import { redactCredentials } from '../observability/log-redaction.js';
+import { redactCredentials } from '../../observability/log-redaction.js';
 
 /**
  * Applies `prisma/migrations/<stamp>_<name>/migration.sql` in order and records each in Prisma's own
@@ -11,8 +11,8 @@ import { redactCredentials } from '../observability/log-redaction.js';
  * path agree on what has been applied. Creates the database first if it is missing (and only then connects to
  * the server's maintenance database).
  */
-const MIGRATIONS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../../prisma/migrations');
-const SOURCE_MIGRATIONS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../prisma/migrations');
+const MIGRATIONS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../../../prisma/migrations');
+const SOURCE_MIGRATIONS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../../prisma/migrations');
 // Any number: every migrator of every replica takes the same lock, so concurrent runs apply each file once.
 const MIGRATION_LOCK_KEY = 72_707_369;
 
