@@ -24,7 +24,7 @@ async function main(): Promise<void> {
     ? (await import('./observability/tracing-sdk.js')).startTracingFromEnvironment(process.env)
     : undefined;
   // Loaded after the command line and the settings: --help, --version and a bad setting answer at once.
-  const { startWorker } = await import('./worker.js');
+  const { startWorker } = await import('./worker.module.js');
   const worker = await startWorker(settings);
   const onSignal = (signal: NodeJS.Signals) => {
     // A second signal, or a shutdown stuck past its deadline, ends the process without acking anything more.

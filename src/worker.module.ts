@@ -1,5 +1,10 @@
-import { type DynamicModule, Module } from '@nestjs/common';
+import { type DynamicModule, type INestApplication, Module } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { type CustomTransportStrategy, Server } from '@nestjs/microservices';
 import { TerminusModule } from '@nestjs/terminus';
+import { Logger as PinoLogger } from 'nestjs-pino';
+import type { Server as HttpServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { AuditTrail } from './audit/audit-trail.js';
 import { AuditWriter } from './audit/audit.writer.js';
 import { OutcomeReporter } from './audit/outcome.reporter.js';
@@ -144,4 +149,71 @@ export class WorkerModule {
       ],
     };
   }
+}
+
+/**
+ * How Nest hosts the worker (a custom transport strategy of @nestjs/microservices): `listen` starts it,
+ * `close` closes it. Everything else is the Worker's.
+ */
+export class WorkerTransport extends Server implements CustomTransportStrategy {
+  constructor(private readonly worker: Worker) {
+    super();
+  }
+
+  listen(callback: (error?: unknown) => void): void {
+    this.worker.start().then(
+      () => callback(),
+      (error: unknown) => callback(error),
+    );
+  }
+
+  close(): Promise<void> {
+    return this.worker.close();
+  }
+
+  on(): never {
+    throw new Error('WorkerTransport does not emit events to listeners');
+  }
+
+  unwrap<T>(): T {
+    return this.worker as T;
+  }
+}
+
+export interface RunningWorker {
+  app: INestApplication;
+  port: number;
+  lifecycle: Worker;
+  audit: AuditTrail;
+  /** Graceful shutdown; resolves with the exit code (0: drained in time). */
+  stop(signal?: string): Promise<number>;
+}
+
+/** Starts one worker: the HTTP side (health, metrics) and the purchase consumer. */
+export async function startWorker(settings: Settings): Promise<RunningWorker> {
+  const app = await NestFactory.create(WorkerModule.forRoot(settings), { bufferLogs: true });
+  const logger = app.get(PinoLogger);
+  app.useLogger(logger);
+  const worker = app.get(Worker);
+  app.connectMicroservice({ strategy: new WorkerTransport(worker) }, { inheritAppConfig: true });
+  await app.startAllMicroservices();
+  await app.listen(settings.HTTP_PORT, '0.0.0.0');
+  const port = ((app.getHttpServer() as HttpServer).address() as AddressInfo).port;
+  logger.log({ msg: 'http listening', port });
+  let stopping: Promise<number> | undefined;
+  return {
+    app,
+    port,
+    lifecycle: worker,
+    audit: app.get(AuditTrail),
+    stop: (signal) => {
+      stopping ??= (async () => {
+        // The worker closes first, naming the signal; Nest's own shutdown then gets the same closing promise.
+        await worker.close(signal);
+        await app.close();
+        return worker.exitCode;
+      })();
+      return stopping;
+    },
+  };
 }

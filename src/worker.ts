@@ -1,11 +1,6 @@
-import { type BeforeApplicationShutdown, type INestApplication, Logger } from '@nestjs/common';
-import { NestFactory } from '@nestjs/core';
-import { type CustomTransportStrategy, Server } from '@nestjs/microservices';
-import { Logger as PinoLogger } from 'nestjs-pino';
-import type { Server as HttpServer } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { type BeforeApplicationShutdown, Logger } from '@nestjs/common';
 import { register } from 'prom-client';
-import { AuditTrail } from './audit/audit-trail.js';
+import type { AuditTrail } from './audit/audit-trail.js';
 import type { OutcomeReporter } from './audit/outcome.reporter.js';
 import type { BrokerConnection, MissingQueue } from './broker/broker-connection.js';
 import type { QueueDepthMonitor } from './broker/queue-depth.monitor.js';
@@ -21,7 +16,6 @@ import type { PurchasePipeline } from './purchases/purchase.pipeline.js';
 import type { Delivery } from './settlement/delivery.js';
 import { DeadLetterPublisher } from './settlement/dead-letter.publisher.js';
 import { MessageSettler } from './settlement/message-settler.js';
-import { WorkerModule } from './worker.module.js';
 
 const CIRCUIT_PAUSE = 'database circuit open';
 const SHUTDOWN_PAUSE = 'shutting down';
@@ -272,71 +266,4 @@ async function settledBy(work: Promise<unknown>, deadline: number): Promise<bool
   } finally {
     controller.abort();
   }
-}
-
-/**
- * How Nest hosts the worker (a custom transport strategy of @nestjs/microservices): `listen` starts it,
- * `close` closes it. Everything else is the Worker's.
- */
-export class WorkerTransport extends Server implements CustomTransportStrategy {
-  constructor(private readonly worker: Worker) {
-    super();
-  }
-
-  listen(callback: (error?: unknown) => void): void {
-    this.worker.start().then(
-      () => callback(),
-      (error: unknown) => callback(error),
-    );
-  }
-
-  close(): Promise<void> {
-    return this.worker.close();
-  }
-
-  on(): never {
-    throw new Error('WorkerTransport does not emit events to listeners');
-  }
-
-  unwrap<T>(): T {
-    return this.worker as T;
-  }
-}
-
-export interface RunningWorker {
-  app: INestApplication;
-  port: number;
-  lifecycle: Worker;
-  audit: AuditTrail;
-  /** Graceful shutdown; resolves with the exit code (0: drained in time). */
-  stop(signal?: string): Promise<number>;
-}
-
-/** Starts one worker: the HTTP side (health, metrics) and the purchase consumer. */
-export async function startWorker(settings: Settings): Promise<RunningWorker> {
-  const app = await NestFactory.create(WorkerModule.forRoot(settings), { bufferLogs: true });
-  const logger = app.get(PinoLogger);
-  app.useLogger(logger);
-  const worker = app.get(Worker);
-  app.connectMicroservice({ strategy: new WorkerTransport(worker) }, { inheritAppConfig: true });
-  await app.startAllMicroservices();
-  await app.listen(settings.HTTP_PORT, '0.0.0.0');
-  const port = ((app.getHttpServer() as HttpServer).address() as AddressInfo).port;
-  logger.log({ msg: 'http listening', port });
-  let stopping: Promise<number> | undefined;
-  return {
-    app,
-    port,
-    lifecycle: worker,
-    audit: app.get(AuditTrail),
-    stop: (signal) => {
-      stopping ??= (async () => {
-        // The worker closes first, naming the signal; Nest's own shutdown then gets the same closing promise.
-        await worker.close(signal);
-        await app.close();
-        return worker.exitCode;
-      })();
-      return stopping;
-    },
-  };
 }

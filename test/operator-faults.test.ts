@@ -4,7 +4,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { METRIC } from '../src/observability/metric-names.js';
-import { type RunningWorker, startWorker } from '../src/worker.js';
+import { type RunningWorker, startWorker } from '../src/worker.module.js';
 import { uniqueName, waitFor } from './support/harness.js';
 import { purchase, TestWorld } from './support/test-worker.js';
 

@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { orderKey } from '../src/database/order.writer.js';
 import { parsePurchase, type ParseResult } from '../src/purchases/purchase.schema.js';
-import type { RunningWorker } from '../src/worker.js';
+import type { RunningWorker } from '../src/worker.module.js';
 import { waitFor } from './support/harness.js';
 import { TestWorld } from './support/test-worker.js';
 

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { WorkerMetrics } from '../src/observability/worker-metrics.js';
-import type { RunningWorker } from '../src/worker.js';
+import type { RunningWorker } from '../src/worker.module.js';
 import { waitFor } from './support/harness.js';
 import { purchase, TestWorld } from './support/test-worker.js';
 

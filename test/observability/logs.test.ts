@@ -15,7 +15,7 @@ const PROVEN_SOURCES = [
   'src/broker/broker-nodes.ts',
   'src/observability/log-redaction.ts',
   'src/observability/observability.module.ts',
-  'src/purchases/outcome.reporter.ts',
+  'src/audit/outcome.reporter.ts',
 ];
 
 const PASSWORD = 's3cretpw';

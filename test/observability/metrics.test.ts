@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { METRIC, METRIC_NAMES } from '../../src/observability/metric-names.js';
-import type { RunningWorker } from '../../src/worker.js';
+import type { RunningWorker } from '../../src/worker.module.js';
 import { waitFor } from '../support/harness.js';
 import { purchase, TestWorld } from '../support/test-worker.js';
 

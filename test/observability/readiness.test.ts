@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { randomUUID } from 'node:crypto';
 import { METRIC } from '../../src/observability/metric-names.js';
-import type { RunningWorker } from '../../src/worker.js';
+import type { RunningWorker } from '../../src/worker.module.js';
 import { TEST_RABBITMQ_URL, waitFor } from '../support/harness.js';
 import { PrivatePostgres } from '../support/private-postgres.js';
 import { purchase, TestWorld } from '../support/test-worker.js';

@@ -3,7 +3,7 @@ import pg from 'pg';
 import { purchaseTopology } from '../../src/broker/topology.js';
 import { TopologyDeclarer } from '../../src/broker/topology.declarer.js';
 import { parseSettings, type Settings } from '../../src/config/settings.js';
-import { startWorker, type RunningWorker } from '../../src/worker.js';
+import { startWorker, type RunningWorker } from '../../src/worker.module.js';
 import { createTestDatabase, TEST_RABBITMQ_URL, type TestDatabase, uniqueName, waitFor } from './harness.js';
 
 /** A purchase body as the flash-sale API publishes it. */
