@@ -11,9 +11,17 @@ describe('a worker persisting purchases', () => {
 
   beforeAll(async () => {
     world = await TestWorld.create('pipeline');
-    worker = await world.startWorker({ BATCH_SIZE: 50, BATCH_WAIT_MS: 5 });
+    worker = await world.startWorker({ BATCH_SIZE: 50, BATCH_WAIT_MS: 5, DB_POOL_SIZE: 3 });
   });
   afterAll(() => world.close());
+
+  it('has its whole pool connected before the first purchase arrives', async () => {
+    const backends = await world.count(
+      'SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1',
+      [`flashsale-worker:${worker.lifecycle.workerId}`],
+    );
+    expect(backends).toBe(3);
+  });
 
   it('stores one order per unique (sale, user) and acks every message, duplicates included', async () => {
     const unique = Array.from({ length: 300 }, () =>
