@@ -1,7 +1,7 @@
 import 'reflect-metadata';
 import { readCommandLine } from './command-line.js';
 import { InvalidSettingsError, parseSettings, type Settings } from './config/settings.js';
-import { redactCredentials } from './observability/log-redaction.js';
+import { redactCredentials } from './common/log-redaction.js';
 import { tracesRequested } from './observability/tracing.js';
 
 function readSettings(): Settings {

@@ -7,7 +7,7 @@ import {
 } from 'amqp-connection-manager';
 import type { Settings } from '../config/settings.js';
 import type { WorkerMetrics } from '../observability/worker-metrics.js';
-import { BrokerNodes } from './broker-nodes.js';
+import { BrokerNodes } from '../common/broker-nodes.js';
 import { purchaseTopology } from './topology.js';
 import { TopologyDeclarer } from './topology.declarer.js';
 

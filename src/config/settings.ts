@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { nodeListProblems } from '../broker/broker-nodes.js';
+import { nodeListProblems } from '../common/broker-nodes.js';
 
 /**
  * Every setting of the worker, read from the environment: one line of meaning, its unit and its default.

@@ -3,7 +3,7 @@ import { HealthCheck, HealthCheckService, HealthIndicatorService } from '@nestjs
 import { SETTINGS, type Settings } from '../config/settings.js';
 import { CircuitBreaker } from '../database/circuit-breaker.js';
 import { PrismaService } from '../database/prisma.service.js';
-import { redactCredentials } from '../observability/log-redaction.js';
+import { redactCredentials } from '../common/log-redaction.js';
 import { Worker } from '../worker.js';
 
 const DATABASE_PING_TIMEOUT_MS = 1000;

@@ -5,7 +5,7 @@ import { type DestinationStream, type LoggerOptions, stdTimeFunctions } from 'pi
 import pretty from 'pino-pretty';
 import { register } from 'prom-client';
 import type { Settings } from '../config/settings.js';
-import { redactValue } from './log-redaction.js';
+import { redactValue } from '../common/log-redaction.js';
 import { WorkerMetrics } from './worker-metrics.js';
 
 /**

@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import amqp from 'amqplib';
-import { nodeOrderFor } from '../../src/broker/broker-nodes.js';
+import { nodeOrderFor } from '../../src/common/broker-nodes.js';
 import { purchaseTopology } from '../../src/broker/topology.js';
 import { parseSettings } from '../../src/config/settings.js';
 import { waitFor } from '../support/harness.js';

@@ -2,7 +2,7 @@ import { describe, expect, it } from '@jest/globals';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse } from 'yaml';
-import { splitNodeUrls } from '../../src/broker/broker-nodes.js';
+import { splitNodeUrls } from '../../src/common/broker-nodes.js';
 import { settingsSchema } from '../../src/config/settings.js';
 
 /** docker-compose.yml, read as data (no Docker engine needed). */

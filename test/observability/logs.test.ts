@@ -3,7 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { nodeOrderFor } from '../../src/broker/broker-nodes.js';
+import { nodeOrderFor } from '../../src/common/broker-nodes.js';
 import { waitFor } from '../support/harness.js';
 import { purchase, TestWorld } from '../support/test-worker.js';
 import { type LogEntry, WorkerProcess } from '../support/worker-process.js';
@@ -12,8 +12,8 @@ const ROOT = join(dirname(fileURLToPath(import.meta.url)), '../..');
 // The built files whose behaviour these tests prove; a build older than its source would prove nothing.
 const PROVEN_SOURCES = [
   'src/main.ts',
-  'src/broker/broker-nodes.ts',
-  'src/observability/log-redaction.ts',
+  'src/common/broker-nodes.ts',
+  'src/common/log-redaction.ts',
   'src/observability/observability.module.ts',
   'src/audit/outcome.reporter.ts',
 ];

@@ -6,7 +6,7 @@ import amqp, {
   type GetMessage,
   type Options,
 } from 'amqplib';
-import { redactCredentials } from '../../observability/log-redaction.js';
+import { redactCredentials } from '../../common/log-redaction.js';
 import {
   bodyPreview,
   rejectedAtDeliveryOf,

@@ -1,7 +1,7 @@
 import { SingleBar } from 'cli-progress';
 import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import { InvalidSettingsError, parseSettings } from '../../config/settings.js';
-import { splitNodeUrls } from '../../broker/broker-nodes.js';
+import { splitNodeUrls } from '../../common/broker-nodes.js';
 import {
   BrokerUnreachableError,
   DeadLetterAdmin,

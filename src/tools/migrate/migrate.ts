@@ -3,7 +3,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
-import { redactCredentials } from '../../observability/log-redaction.js';
+import { redactCredentials } from '../../common/log-redaction.js';
 
 /**
  * Applies `prisma/migrations/<stamp>_<name>/migration.sql` in order and records each in Prisma's own

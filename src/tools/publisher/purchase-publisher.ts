@@ -1,4 +1,4 @@
-import { redactCredentials } from '../../observability/log-redaction.js';
+import { redactCredentials } from '../../common/log-redaction.js';
 import { randomUUID } from 'node:crypto';
 import { injectTraceContext } from '../../observability/tracing.js';
 import amqp, { type AmqpConnectionManager, type ChannelWrapper } from 'amqp-connection-manager';

@@ -1,4 +1,4 @@
-import { redactCredentials } from '../observability/log-redaction.js';
+import { redactCredentials } from './log-redaction.js';
 
 // After losing a node the next one is tried at once (within this jitter); a full round of failed nodes
 // doubles the wait, up to the cap, so a fleet facing a dead cluster neither hammers it nor retries in step.

@@ -1,4 +1,4 @@
-import { safeLogText } from '../common/safe-text.js';
+import { safeLogText } from './safe-text.js';
 
 // The userinfo of any URL-looking text (amqp://, postgresql://, http://…): everything between `scheme://` and
 // the last @ before the path, as WHATWG URL parsers read it, so a user name like `admin@server` (Azure) or an
