@@ -4,8 +4,8 @@ import type { AuditTrail } from './audit/audit-trail.js';
 import type { OutcomeReporter } from './audit/outcome.reporter.js';
 import type { BrokerConnection, MissingQueue } from './broker/broker-connection.js';
 import type { QueueDepthMonitor } from './broker/queue-depth.monitor.js';
-import { sleep } from './common/backoff.js';
 import { ShutdownInterruptedError, type ShutdownSignal } from './common/shutdown-signal.js';
+import { settledBy } from './common/waiting.js';
 import type { Settings } from './config/settings.js';
 import { type ConsumerState, PurchaseConsumer } from './consumer/purchase-consumer.js';
 import type { CircuitBreaker } from './database/circuit-breaker.js';
@@ -252,18 +252,5 @@ export class Worker implements BeforeApplicationShutdown {
     } catch (error) {
       this.logger.warn(`database not reachable at start: ${(error as Error).message}; consuming anyway`);
     }
-  }
-}
-
-/** True when `work` settled by `deadline` (epoch ms), false past it; rethrows what `work` throws. */
-async function settledBy(work: Promise<unknown>, deadline: number): Promise<boolean> {
-  const controller = new AbortController();
-  try {
-    return await Promise.race([
-      work.then(() => true),
-      sleep(Math.max(0, deadline - Date.now()), controller.signal).then(() => false),
-    ]);
-  } finally {
-    controller.abort();
   }
 }

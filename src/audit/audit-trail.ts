@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { WorkerMetrics } from '../observability/worker-metrics.js';
 import { codeUnitsHex, safeText } from '../common/safe-text.js';
+import { sleep } from '../common/backoff.js';
 import { classifyDatabaseError, databaseErrorCode } from '../database/database-errors.js';
 import type { AuditEvent, AuditSink } from './audit-event.js';
 
@@ -119,7 +120,7 @@ export class AuditTrail {
         );
         return;
       }
-      await new Promise((resolve) => setTimeout(resolve, wait));
+      await sleep(wait);
     }
     clearTimeout(this.timer);
     this.timer = undefined;

@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { Channel, ConsumeMessage } from 'amqplib';
-import { backoffDelayMs } from '../common/backoff.js';
+import { backoffDelayMs, sleep } from '../common/backoff.js';
+import { Waiters } from '../common/waiting.js';
 import { safeProperty } from '../common/safe-text.js';
 import { startMessageSpan, tracingActive } from '../observability/tracing.js';
 import { AckCoalescer } from '../settlement/ack-coalescer.js';
@@ -55,7 +56,7 @@ export class PurchaseConsumer {
   private kicked = false;
   private wakeUp: (() => void) | undefined;
   private inFlightCount = 0;
-  private drainWaiters: (() => void)[] = [];
+  private readonly drainWaiters = new Waiters();
 
   constructor(
     private readonly hooks: ConsumerHooks,
@@ -96,13 +97,13 @@ export class PurchaseConsumer {
   finished(count: number): void {
     this.inFlightCount -= count;
     this.hooks.onInFlight(this.inFlightCount);
-    if (this.inFlightCount === 0) for (const resolve of this.drainWaiters.splice(0)) resolve();
+    if (this.inFlightCount === 0) this.drainWaiters.wakeAll();
   }
 
   /** Resolves when every delivery handed out is finished. */
   async drained(): Promise<void> {
     if (this.inFlightCount === 0) return;
-    await new Promise<void>((resolve) => this.drainWaiters.push(resolve));
+    await this.drainWaiters.wait();
   }
 
   /** The connection is up: consume unless paused. */
@@ -208,19 +209,15 @@ export class PurchaseConsumer {
   }
 
   /** Waits out the back-off of the last failure; false when woken early (something changed). */
-  private backOff(): Promise<boolean> {
-    const delayMs = backoffDelayMs(this.failures, this.options.retryBaseMs, this.options.retryMaxMs);
-    return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.wakeUp = undefined;
-        resolve(true);
-      }, delayMs);
-      this.wakeUp = () => {
-        clearTimeout(timer);
-        this.wakeUp = undefined;
-        resolve(false);
-      };
-    });
+  private async backOff(): Promise<boolean> {
+    const early = new AbortController();
+    this.wakeUp = () => early.abort();
+    await sleep(
+      backoffDelayMs(this.failures, this.options.retryBaseMs, this.options.retryMaxMs),
+      early.signal,
+    );
+    this.wakeUp = undefined;
+    return !early.signal.aborted;
   }
 
   private async startConsuming(): Promise<void> {

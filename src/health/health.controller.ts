@@ -4,6 +4,7 @@ import { SETTINGS, type Settings } from '../config/settings.js';
 import { CircuitBreaker } from '../database/circuit-breaker.js';
 import { PrismaService } from '../database/prisma.service.js';
 import { redactCredentials } from '../common/log-redaction.js';
+import { withTimeout } from '../common/waiting.js';
 import { Worker } from '../worker.js';
 
 const DATABASE_PING_TIMEOUT_MS = 1000;
@@ -75,24 +76,17 @@ export class HealthController {
     const session = this.indicators.check('database');
     const openReason = this.breaker.openReason;
     if (openReason) return session.down({ reason: openReason });
-    let timer: NodeJS.Timeout | undefined;
     try {
       // Probes arriving while a ping is pending share it: a hung database must not pile up queries.
       this.pinging ??= this.prisma.ping().finally(() => (this.pinging = undefined));
-      await Promise.race([
+      await withTimeout(
         this.pinging,
-        new Promise((_, reject) => {
-          timer = setTimeout(
-            () => reject(new Error(`no answer within ${DATABASE_PING_TIMEOUT_MS} ms`)),
-            DATABASE_PING_TIMEOUT_MS,
-          );
-        }),
-      ]);
+        DATABASE_PING_TIMEOUT_MS,
+        `no answer within ${DATABASE_PING_TIMEOUT_MS} ms`,
+      );
       return session.up();
     } catch (error) {
       return session.down({ reason: `database unreachable: ${lastLine((error as Error).message)}` });
-    } finally {
-      clearTimeout(timer);
     }
   }
 }

@@ -1,4 +1,5 @@
 import { redactCredentials } from '../../common/log-redaction.js';
+import { settledBy, withTimeout, Waiters } from '../../common/waiting.js';
 import { randomUUID } from 'node:crypto';
 import { injectTraceContext } from '../../observability/tracing.js';
 import amqp, { type AmqpConnectionManager, type ChannelWrapper } from 'amqp-connection-manager';
@@ -98,7 +99,7 @@ export class PurchasePublisher {
   private connection: AmqpConnectionManager | undefined;
   private channel: ChannelWrapper | undefined;
   private pending = 0;
-  private idleWaiters: (() => void)[] = [];
+  private readonly idleWaiters = new Waiters();
   // Message ids the broker returned as unroutable; a return always precedes the confirm on its channel.
   private readonly returnedMessageIds = new Set<string>();
   private closing: Promise<void> | undefined;
@@ -147,18 +148,11 @@ export class PurchasePublisher {
   async waitUntilConnected(timeoutMs = 10_000): Promise<void> {
     const channel = this.start().channel;
     if (!channel) throw new PublisherClosedError(this.queue);
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(
-        () => reject(new Error(`not connected to the broker within ${timeoutMs} ms`)),
-        timeoutMs,
-      );
-    });
-    try {
-      await Promise.race([channel.waitForConnect(), timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+    await withTimeout(
+      channel.waitForConnect(),
+      timeoutMs,
+      `not connected to the broker within ${timeoutMs} ms`,
+    );
   }
 
   /** Publishes awaiting a broker confirm, buffered or in flight. */
@@ -279,19 +273,12 @@ export class PurchasePublisher {
   private settled(): void {
     this.pending -= 1;
     if (this.pending > 0) return;
-    const waiters = this.idleWaiters;
-    this.idleWaiters = [];
-    for (const wake of waiters) wake();
+    this.idleWaiters.wakeAll();
   }
 
   private async waitForIdle(timeoutMs: number): Promise<void> {
     if (this.pending === 0) return;
-    let timer: NodeJS.Timeout | undefined;
-    await new Promise<void>((resolve) => {
-      this.idleWaiters.push(resolve);
-      timer = setTimeout(resolve, timeoutMs);
-    });
-    clearTimeout(timer);
+    await settledBy(this.idleWaiters.wait(), Date.now() + timeoutMs);
   }
 }
 
