@@ -4,6 +4,12 @@ import { InvalidSettingsError, parseSettings, type Settings } from './config/set
 import { redactCredentials } from './common/log-redaction.js';
 import { tracesRequested } from './observability/tracing.js';
 
+/**
+ * Past the shutdown deadline the worker gives up on what is left and closes; this much more is allowed for that
+ * before the process ends on its own.
+ */
+const SHUTDOWN_HARD_STOP_AFTER_DEADLINE_MS = 2000;
+
 function readSettings(): Settings {
   try {
     return parseSettings(process.env);
@@ -28,12 +34,11 @@ async function main(): Promise<void> {
   const worker = await startWorker(settings);
   const onSignal = (signal: NodeJS.Signals) => {
     // A second signal, or a shutdown stuck past its deadline, ends the process without acking anything more.
+    const hardStopMs = settings.SHUTDOWN_DEADLINE_MS + SHUTDOWN_HARD_STOP_AFTER_DEADLINE_MS;
     setTimeout(() => {
-      console.error(
-        `flashsale-worker: shutdown did not finish within ${settings.SHUTDOWN_DEADLINE_MS + 2000} ms`,
-      );
+      console.error(`flashsale-worker: shutdown did not finish within ${hardStopMs} ms`);
       process.exit(1);
-    }, settings.SHUTDOWN_DEADLINE_MS + 2000).unref();
+    }, hardStopMs).unref();
     worker.stop(signal).then(
       async (code) => {
         // The spans of the last batches go out before the process does.

@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { AuditTrail } from './audit-trail.js';
 import type { WorkerMetrics } from '../observability/worker-metrics.js';
 import type { AuditEvent } from './audit-event.js';
+import { MESSAGE_OUTCOMES } from '../observability/metric-names.js';
 import type { CountedOutcome } from '../observability/worker-metrics.js';
 import type { MessageFacts, Outcome, OutcomeListener, Reported } from '../purchases/outcome.js';
 
@@ -14,13 +15,6 @@ const COUNTED: Record<Outcome['kind'], CountedOutcome> = {
   rejected: 'rejected',
   retry: 'retried',
 };
-const COUNTED_OUTCOMES: readonly CountedOutcome[] = [
-  'confirmed',
-  'duplicate',
-  'rejected',
-  'retried',
-  'failed',
-];
 
 /** How often, at most, the info-level summary of settled messages is logged. */
 export const OUTCOME_SUMMARY_INTERVAL_MS = 10_000;
@@ -47,13 +41,10 @@ export class OutcomeReporter implements OutcomeListener {
   /** Reports a batch: one metric update per outcome kind, the audit events queued together. */
   report(reported: readonly Reported[]): void {
     const createdAt = new Date();
-    const counted: Record<CountedOutcome, number> = {
-      confirmed: 0,
-      duplicate: 0,
-      rejected: 0,
-      retried: 0,
-      failed: 0,
-    };
+    const counted = Object.fromEntries(MESSAGE_OUTCOMES.map((kind) => [kind, 0])) as Record<
+      CountedOutcome,
+      number
+    >;
     const events: AuditEvent[] = [];
     for (const { outcome, facts } of reported) {
       this.counts[outcome.kind]++;
@@ -61,7 +52,7 @@ export class OutcomeReporter implements OutcomeListener {
       const event = this.describe(outcome, facts, createdAt);
       if (event) events.push(event);
     }
-    for (const kind of COUNTED_OUTCOMES) if (counted[kind] > 0) this.metrics.settled(kind, counted[kind]);
+    for (const kind of MESSAGE_OUTCOMES) if (counted[kind] > 0) this.metrics.settled(kind, counted[kind]);
     this.audit.recordAll(events);
     this.startSummary();
   }

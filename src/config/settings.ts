@@ -64,7 +64,12 @@ export const settingsSchema = z
     MAX_MESSAGE_BYTES: int(64, 16 * 1024 * 1024).default(16 * 1024),
     /** First back-off after a transient failure, in milliseconds (doubles each attempt, with jitter). */
     RETRY_BASE_MS: int(1, 600_000).default(200),
-    /** Longest back-off between two attempts or database probes, in milliseconds. */
+    /**
+     * Longest back-off of every wait for something to recover, in milliseconds; one ceiling for all, so that an
+     * operator knows how long the worker can take to notice a recovery: a message before its requeue, a
+     * batch before its next attempt, the consumer before consuming again, the database probes of the open
+     * circuit, and the audit trail before its next write.
+     */
     RETRY_MAX_MS: int(1, 3_600_000).default(30_000),
     /**
      * Attempts at a batch that fails with an unclassified error before its messages go back to the broker

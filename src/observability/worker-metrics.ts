@@ -1,8 +1,9 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { BUILD_INFO, type BuildInfo } from './build-info.js';
-import { METRIC } from './metric-names.js';
+import { MESSAGE_OUTCOMES, METRIC } from './metric-names.js';
 
-export type CountedOutcome = 'confirmed' | 'duplicate' | 'rejected' | 'retried' | 'failed';
+/** The `outcome` label of `flashsale_messages_total`. */
+export type CountedOutcome = (typeof MESSAGE_OUTCOMES)[number];
 
 /**
  * Every metric of the worker, on one registry (the process-wide one in production, a fresh one in
@@ -138,13 +139,9 @@ export class WorkerMetrics {
       labelNames: ['queue'],
       registers,
     });
-    this.outcomeCounters = {
-      confirmed: this.messages.labels('confirmed'),
-      duplicate: this.messages.labels('duplicate'),
-      rejected: this.messages.labels('rejected'),
-      retried: this.messages.labels('retried'),
-      failed: this.messages.labels('failed'),
-    };
+    this.outcomeCounters = Object.fromEntries(
+      MESSAGE_OUTCOMES.map((outcome) => [outcome, this.messages.labels(outcome)]),
+    ) as Record<CountedOutcome, { inc(count: number): void }>;
   }
 
   settled(outcome: CountedOutcome, count = 1): void {
