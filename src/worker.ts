@@ -58,7 +58,7 @@ export class Worker implements BeforeApplicationShutdown {
   constructor(private readonly parts: WorkerParts) {
     const { settings, metrics, broker, pipeline, reporter } = parts;
     const deadLetters = new DeadLetterPublisher(
-      broker.publisher,
+      broker,
       settings.DEAD_LETTER_QUEUE,
       settings.PURCHASE_QUEUE,
       settings.WORKER_ID,
@@ -131,6 +131,11 @@ export class Worker implements BeforeApplicationShutdown {
   /** The dead-letter queue (or, for classic retries, the purchase queue) a publish found missing. */
   get missingQueueSince(): MissingQueue | undefined {
     return this.parts.broker.missingQueueSince;
+  }
+
+  /** Why the broker refuses the worker's dead-letter publishes, in its words, until one is confirmed again. */
+  get publishRefused(): string | undefined {
+    return this.parts.broker.publishRefused;
   }
 
   /** Messages received and not yet settled. */

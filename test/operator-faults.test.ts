@@ -41,6 +41,7 @@ describe('operator faults', () => {
   const password = randomBytes(8).toString('hex');
   const consumerUser = uniqueName('fsw_consumer'); // read and write, no configure
   const blindUser = uniqueName('fsw_blind'); // write only: may not read the purchase queue
+  const mutedUser = uniqueName('fsw_muted'); // read only, until an operator grants write
   const adminUrl = `amqp://guest:guest@127.0.0.1:5672/${vhost}`;
   const urlOf = (user: string) => `amqp://${user}:${password}@127.0.0.1:5672/${vhost}`;
   let world: TestWorld;
@@ -48,9 +49,10 @@ describe('operator faults', () => {
   beforeAll(async () => {
     await rabbitmqctl('add_vhost', vhost);
     await rabbitmqctl('set_permissions', '-p', vhost, 'guest', '.*', '.*', '.*');
-    for (const user of [consumerUser, blindUser]) await rabbitmqctl('add_user', user, password);
+    for (const user of [consumerUser, blindUser, mutedUser]) await rabbitmqctl('add_user', user, password);
     await rabbitmqctl('set_permissions', '-p', vhost, consumerUser, '^$', '.*', '.*');
     await rabbitmqctl('set_permissions', '-p', vhost, blindUser, '^$', '.*', '^$');
+    await rabbitmqctl('set_permissions', '-p', vhost, mutedUser, '^$', '^$', '.*');
     world = await TestWorld.create('operator_faults', adminUrl);
     // The queues are the publishing API's: declared before any worker, by a user who may.
     await world.declareTopology();
@@ -58,7 +60,7 @@ describe('operator faults', () => {
 
   afterAll(async () => {
     await world?.close();
-    for (const user of [consumerUser, blindUser])
+    for (const user of [consumerUser, blindUser, mutedUser])
       await rabbitmqctl('delete_user', user).catch(() => undefined);
     await rabbitmqctl('delete_vhost', vhost);
   });
@@ -135,6 +137,40 @@ describe('operator faults', () => {
           return answer.status === 503 ? answer : undefined;
         });
         expect(unhealthy.errors.consumer?.reason).toContain('ACCESS_REFUSED');
+      } finally {
+        await worker.stop('test end');
+      }
+    });
+  });
+
+  describe('without permission to publish dead letters', () => {
+    it('keeps poison unacked while refused, and dead-letters it as soon as write is granted, on the same connection', async () => {
+      const worker = await world.startWorker({
+        RABBITMQ_URL: urlOf(mutedUser),
+        RETRY_BASE_MS: 50,
+        RETRY_MAX_MS: 200,
+        MAX_DELIVERIES: 1000,
+      });
+      try {
+        const messageId = randomUUID();
+        await world.publishRaw(['not json'], { messageId });
+        // Each refused publish closes the publisher channel (ACCESS_REFUSED on amq.default).
+        await waitFor(
+          'refused dead-letter publishes',
+          async () => (await metric(worker, METRIC.messages, 'outcome="retried"')) >= 2,
+        );
+        expect(await world.drainDeadLetters()).toHaveLength(0);
+        expect(worker.lifecycle.inFlight + (await world.queueDepth())).toBe(1);
+        const ready = await probe(worker, '/ready');
+        expect(ready.status).toBe(503);
+        expect(ready.errors.rabbitmq?.reason).toContain('dead letters cannot be published');
+        expect(ready.errors.rabbitmq?.reason).toContain('ACCESS_REFUSED');
+
+        await rabbitmqctl('set_permissions', '-p', vhost, mutedUser, '^$', '.*', '.*');
+        // Well within the 10 s a publish waits for a channel: the worker opens a new one itself.
+        const [deadLetter] = await world.deadLetters(1, 5000);
+        expect(deadLetter?.properties.messageId).toBe(messageId);
+        await waitFor('readiness back', async () => (await probe(worker, '/ready')).status === 200);
       } finally {
         await worker.stop('test end');
       }

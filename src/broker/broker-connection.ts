@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import type { Channel, ConfirmChannel, Message } from 'amqplib';
+import type { Channel, ConfirmChannel, Message, Options } from 'amqplib';
 import {
   type AmqpConnectionManager,
   AmqpConnectionManagerClass,
@@ -42,10 +42,11 @@ export class BrokerConnection {
   private readonly declarer = new TopologyDeclarer();
   private readonly returnListeners: ((message: Message) => void)[] = [];
   private missingQueue: MissingQueue | undefined;
+  private publisherRefusal: string | undefined;
   private redeclaring: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
-  /** Confirm channel for the worker's own publishes; recreated by the manager on every reconnect. */
-  readonly publisher: ChannelWrapper;
+  /** Confirm channel for the worker's own publishes (dead letters, classic retries). */
+  private publisher: ChannelWrapper;
 
   constructor(
     private readonly settings: Settings,
@@ -59,17 +60,7 @@ export class BrokerConnection {
         clientProperties: { connection_name: `flashsale-worker ${settings.WORKER_ID}` },
       },
     });
-    this.publisher = this.manager.createChannel({
-      name: 'publisher',
-      confirm: true,
-      publishTimeout: PUBLISH_CONFIRM_TIMEOUT_MS,
-      setup: (channel: ConfirmChannel) => {
-        channel.on('return', (message: Message) => {
-          for (const listener of this.returnListeners) listener(message);
-        });
-      },
-    });
-    this.publisher.on('error', (error: Error) => this.log.error(`publisher channel error: ${error.message}`));
+    this.publisher = this.openPublisher();
   }
 
   /** `host:port` of the node in use, for /ready; undefined while disconnected. */
@@ -85,6 +76,11 @@ export class BrokerConnection {
   /** The queue a publish found missing, until a dead letter gets through again. */
   get missingQueueSince(): MissingQueue | undefined {
     return this.missingQueue;
+  }
+
+  /** The broker's words for the last refused publish (ACCESS_REFUSED, say), until a publish is confirmed again. */
+  get publishRefused(): string | undefined {
+    return this.publisherRefusal;
   }
 
   /** Called with every message the broker returns to the publisher channel (a `mandatory` publish unrouted). */
@@ -124,6 +120,23 @@ export class BrokerConnection {
     manager.connect().catch((error: Error) => this.log.debug(`first connection attempt: ${error.message}`));
   }
 
+  /**
+   * Publishes with a broker confirm on the publisher channel; rejects when the broker refuses, when the
+   * channel closes first, or after PUBLISH_CONFIRM_TIMEOUT_MS without a confirm.
+   */
+  async publish(
+    exchange: string,
+    routingKey: string,
+    content: Buffer,
+    options: Options.Publish,
+  ): Promise<void> {
+    await this.publisher.publish(exchange, routingKey, content, options);
+    if (this.publisherRefusal) {
+      this.log.log('publishes are confirmed again');
+      this.publisherRefusal = undefined;
+    }
+  }
+
   /** A new channel on the current connection; rejects while there is none. */
   async openChannel(): Promise<Channel> {
     const connection = this.manager.connection;
@@ -158,6 +171,44 @@ export class BrokerConnection {
     this.log.log(`queue ${this.missingQueue.queue} takes publishes again`);
     this.metrics.queueMissingState(this.missingQueue.queue, false);
     this.missingQueue = undefined;
+  }
+
+  private openPublisher(): ChannelWrapper {
+    const publisher = this.manager.createChannel({
+      name: 'publisher',
+      confirm: true,
+      publishTimeout: PUBLISH_CONFIRM_TIMEOUT_MS,
+      setup: (channel: ConfirmChannel) => {
+        channel.on('return', (message: Message) => {
+          for (const listener of this.returnListeners) listener(message);
+        });
+        // A refused publish (ACCESS_REFUSED, NOT_FOUND) closes the channel with an error: without a listener
+        // the error would be thrown on the connection and take the consumer down with it.
+        channel.on('error', (error: Error) => {
+          this.publisherRefusal = error.message;
+          this.log.error(`publisher channel: ${error.message}`);
+        });
+        channel.on('close', () => setImmediate(() => this.onPublisherClosed(publisher)));
+      },
+    });
+    publisher.on('error', (error: Error) => this.log.error(`publisher channel error: ${error.message}`));
+    return publisher;
+  }
+
+  /**
+   * The broker closed the publisher channel while the connection stays (a publish refused with
+   * ACCESS_REFUSED, say). amqp-connection-manager opens a channel again only on a reconnect, so until then
+   * every publish would wait for its timeout: the worker replaces the channel at once. The publishes still
+   * waiting on the old one fail ("Channel closed"); their messages are requeued after a back-off.
+   * (A channel closed with its connection is left to the reconnect.)
+   */
+  private onPublisherClosed(publisher: ChannelWrapper): void {
+    if (this.closing || publisher !== this.publisher || !this.manager.isConnected()) return;
+    this.log.warn('the broker closed the publisher channel; opening a new one');
+    this.publisher = this.openPublisher();
+    publisher
+      .close()
+      .catch((error: Error) => this.log.debug(`closing the old publisher channel: ${error.message}`));
   }
 
   /** Closes the publisher channel, then the connection. Idempotent. */

@@ -63,6 +63,10 @@ export class HealthController {
     if (state !== 'consuming') {
       return session.down({ ...details, reason: `consumer is ${state}${problem ? `: ${problem}` : ''}` });
     }
+    const refused = this.worker.publishRefused;
+    if (refused) {
+      return session.down({ ...details, reason: `dead letters cannot be published: ${refused}` });
+    }
     if (missing) {
       return session.down({
         ...details,

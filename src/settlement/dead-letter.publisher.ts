@@ -1,4 +1,3 @@
-import type { ChannelWrapper } from 'amqp-connection-manager';
 import type { Message, Options } from 'amqplib';
 import { randomUUID } from 'node:crypto';
 import { safeProperty, safeText } from '../common/safe-text.js';
@@ -8,6 +7,11 @@ import { republishedProperties } from '../broker/message-properties.js';
 
 /** Names each publish, so a message the broker returns is matched to the publish it belongs to. */
 const PUBLISH_ID_HEADER = 'x-publish-id';
+
+/** Publishes with a broker confirm: resolves once confirmed, rejects when refused or not confirmed in time. */
+export interface ConfirmedPublisher {
+  publish(exchange: string, routingKey: string, content: Buffer, options: Options.Publish): Promise<unknown>;
+}
 
 /** The publish was not confirmed; the message stays on its queue. */
 export class DeadLetterPublishError extends Error {
@@ -41,7 +45,7 @@ export class DeadLetterPublisher {
   private readonly returned = new Set<string>();
 
   constructor(
-    private readonly publisher: ChannelWrapper,
+    private readonly publisher: ConfirmedPublisher,
     private readonly deadLetterQueue: string,
     private readonly sourceQueue: string,
     private readonly workerId: string,
