@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { readCommandLine } from './command-line.js';
 import { InvalidSettingsError, parseSettings, type Settings } from './config/settings.js';
 import { redactCredentials } from './common/log-redaction.js';
-import { tracesRequested } from './observability/tracing.js';
+import { tracesRequested, unknownTracesExporters } from './observability/tracing.js';
 
 /**
  * Past the shutdown deadline the worker gives up on what is left and closes; this much more is allowed for that
@@ -12,6 +12,13 @@ const SHUTDOWN_HARD_STOP_AFTER_DEADLINE_MS = 2000;
 
 function readSettings(): Settings {
   try {
+    const unknownExporters = unknownTracesExporters(process.env);
+    if (unknownExporters.length > 0) {
+      throw new InvalidSettingsError([
+        `OTEL_TRACES_EXPORTER=${JSON.stringify(process.env.OTEL_TRACES_EXPORTER)}: unknown exporter ` +
+          `${unknownExporters.map((name) => JSON.stringify(name)).join(', ')} (otlp, console or none)`,
+      ]);
+    }
     return parseSettings(process.env);
   } catch (error) {
     if (error instanceof InvalidSettingsError) {

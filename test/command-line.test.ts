@@ -9,12 +9,19 @@ import { WORKER_MAIN } from './support/worker-process.js';
 const PROJECT_ROOT = resolve(import.meta.dirname, '..');
 
 /** The built worker's command line, as an operator meets it: `node dist/src/main.js --help`. */
-const run = (...args: string[]) =>
+const run = (...args: string[]) => runWith({}, ...args);
+
+const runWith = (env: NodeJS.ProcessEnv, ...args: string[]) =>
   promisify(execFile)(process.execPath, [WORKER_MAIN, ...args], {
     cwd: PROJECT_ROOT,
     timeout: 10_000,
     // Nothing to connect to: an option that started the worker would fail instead of answering.
-    env: { ...process.env, RABBITMQ_URL: 'amqp://127.0.0.1:1', DATABASE_URL: 'postgresql://127.0.0.1:1/x' },
+    env: {
+      ...process.env,
+      RABBITMQ_URL: 'amqp://127.0.0.1:1',
+      DATABASE_URL: 'postgresql://127.0.0.1:1/x',
+      ...env,
+    },
   }).then(
     ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
     (error: { code: number; stdout: string; stderr: string }) => error,
@@ -45,6 +52,13 @@ describe('the worker command line', () => {
       for (const setting of Object.keys(settingsSchema.in.shape)) expect(result.stdout).toContain(setting);
     },
   );
+
+  it('refuses a misspelt trace exporter with EX_CONFIG (78) and names it', async () => {
+    const result = await runWith({ OTEL_TRACES_EXPORTER: 'otlp,zipkn' });
+    expect(result.code).toBe(78);
+    expect(result.stderr).toContain('OTEL_TRACES_EXPORTER');
+    expect(result.stderr).toContain('"zipkn"');
+  });
 
   it('refuses an unknown option or argument with exit code 1 and says which', async () => {
     const unknownOption = await run('--prefetch=5');

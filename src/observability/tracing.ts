@@ -35,6 +35,14 @@ export function setTracingActive(on: boolean): void {
 }
 
 /** Whether the environment asks for traces (`OTEL_TRACES_EXPORTER` names an exporter other than none). */
+/** The exporters the tracing SDK knows (src/observability/tracing-sdk.ts), and `none`. */
+export const TRACES_EXPORTERS = ['otlp', 'console'] as const;
+
+/** Names in OTEL_TRACES_EXPORTER that are no exporter: a misspelt one must stop the start, not tracing. */
+export function unknownTracesExporters(env: NodeJS.ProcessEnv): string[] {
+  return tracesExporters(env).filter((name) => !(TRACES_EXPORTERS as readonly string[]).includes(name));
+}
+
 export function tracesRequested(env: NodeJS.ProcessEnv): boolean {
   return tracesExporters(env).length > 0;
 }
