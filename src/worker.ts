@@ -86,7 +86,6 @@ export class Worker implements BeforeApplicationShutdown {
             settler.settleBatch([{ token: delivery, outcome: { kind: 'retry', error: error as Error } }]);
           }
         },
-        onInFlight: (count) => metrics.inFlight.set(count),
         onPausedChange: (paused) => metrics.consumerState(paused),
         onAckFrame: () => metrics.ackFrameSent(),
         onAcksLost: (count) => metrics.settled('failed', count),
@@ -99,6 +98,7 @@ export class Worker implements BeforeApplicationShutdown {
       },
     );
     pipeline.connect((settled, trace) => settler.settleBatch(settled, trace));
+    metrics.watchInFlight(() => this.consumer.inFlight);
   }
 
   /** 0 after a shutdown that drained everything in time, 1 otherwise. */

@@ -225,6 +225,7 @@ describe('operator faults', () => {
       await waitFor('a full prefetch window', () => worker.lifecycle.inFlight === 10);
       await new Promise((resolve) => setTimeout(resolve, 300)); // what more could arrive, would by now
       expect(worker.lifecycle.inFlight).toBe(10);
+      expect(await metric(worker, METRIC.inFlight)).toBe(10);
       expect(await world.queueDepth()).toBe(190);
 
       await locker.query('COMMIT');

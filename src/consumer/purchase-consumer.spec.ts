@@ -86,7 +86,6 @@ function consumerOnFakes() {
       return state.prepareError ? Promise.reject(state.prepareError) : Promise.resolve();
     },
     onDelivery: (delivery) => lives.push(delivery.live),
-    onInFlight: () => undefined,
     onPausedChange: () => undefined,
     onAckFrame: () => undefined,
     onAcksLost: () => undefined,

@@ -17,8 +17,6 @@ export interface ConsumerHooks {
   prepare(): Promise<void>;
   /** Takes each message received; the delivery counts as in flight until `finished` is called for it. */
   onDelivery(delivery: Delivery): void;
-  /** Told of the number of deliveries in flight whenever it changes. */
-  onInFlight(count: number): void;
   /** Told whenever consuming starts (false) or stops (true). */
   onPausedChange(paused: boolean): void;
   /** Told of every ack frame sent, and of acks lost with their channel. */
@@ -96,7 +94,6 @@ export class PurchaseConsumer {
   /** `count` deliveries are settled (or given up on, left for the broker to redeliver). */
   finished(count: number): void {
     this.inFlightCount -= count;
-    this.hooks.onInFlight(this.inFlightCount);
     if (this.inFlightCount === 0) this.drainWaiters.wakeAll();
   }
 
@@ -296,7 +293,6 @@ export class PurchaseConsumer {
 
   private receive(live: LiveChannel, message: ConsumeMessage): void {
     this.inFlightCount++;
-    this.hooks.onInFlight(this.inFlightCount);
     live.acks.received(message.fields.deliveryTag);
     const delivery: Delivery = { live, message, deliveryCount: deliveryCountOf(message) };
     if (tracingActive()) {

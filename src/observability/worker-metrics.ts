@@ -15,7 +15,8 @@ export class WorkerMetrics {
   private readonly dbWriteDuration: Histogram;
   private readonly dbWriteFailures: Counter<'code'>;
   private readonly publishToCommit: Histogram;
-  readonly inFlight: Gauge;
+  private readonly inFlight: Gauge;
+  private readInFlight: () => number = () => 0;
   readonly auditBufferSize: Gauge;
   private readonly auditFlushed: Counter;
   private readonly auditDropped: Counter;
@@ -78,6 +79,8 @@ export class WorkerMetrics {
       name: METRIC.inFlight,
       help: 'Messages received and not yet settled.',
       registers,
+      // Read when scraped: nothing to update per message.
+      collect: () => this.inFlight.set(this.readInFlight()),
     });
     this.auditBufferSize = new Gauge({
       name: METRIC.auditBufferSize,
@@ -142,6 +145,11 @@ export class WorkerMetrics {
     this.outcomeCounters = Object.fromEntries(
       MESSAGE_OUTCOMES.map((outcome) => [outcome, this.messages.labels(outcome)]),
     ) as Record<CountedOutcome, { inc(count: number): void }>;
+  }
+
+  /** The in-flight gauge reads `count` whenever /metrics is scraped. */
+  watchInFlight(count: () => number): void {
+    this.readInFlight = count;
   }
 
   settled(outcome: CountedOutcome, count = 1): void {
