@@ -73,4 +73,10 @@ describe('parseSettings', () => {
       /PREFETCH[\s\S]*BATCH_SIZE|BATCH_SIZE[\s\S]*PREFETCH/,
     );
   });
+
+  it('reads DB_PREPARED_STATEMENTS as a yes or no, on by default, and refuses anything else', () => {
+    expect(parseSettings({}).DB_PREPARED_STATEMENTS).toBe(true);
+    expect(parseSettings({ DB_PREPARED_STATEMENTS: 'false' }).DB_PREPARED_STATEMENTS).toBe(false);
+    expect(() => parseSettings({ DB_PREPARED_STATEMENTS: 'sometimes' })).toThrow(/DB_PREPARED_STATEMENTS/);
+  });
 });

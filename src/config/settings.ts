@@ -58,6 +58,11 @@ export const settingsSchema = z
      * after a failover never answers). Keep it above DB_STATEMENT_TIMEOUT_MS.
      */
     DB_QUERY_TIMEOUT_MS: int(100, 3_600_000).default(20_000),
+    /**
+     * Whether the worker's statements are prepared once per connection (named) instead of parsed and planned
+     * on every batch; `false` behind a PgBouncer older than 1.21 in transaction pooling mode.
+     */
+    DB_PREPARED_STATEMENTS: z.stringbool().default(true),
     /** Deliveries of one message before the broker dead-letters it (quorum `x-delivery-limit`). */
     MAX_DELIVERIES: int(1, 1000).default(10),
     /** Largest message body accepted, in bytes; a larger one is poison. */

@@ -1,4 +1,5 @@
 import { PrismaPg } from '@prisma/adapter-pg';
+import { createHash } from 'node:crypto';
 import type { Settings } from '../config/settings.js';
 import { PrismaClient } from '../generated/prisma/client.js';
 
@@ -12,18 +13,21 @@ import { PrismaClient } from '../generated/prisma/client.js';
 export class PrismaService extends PrismaClient {
   constructor(settings: Settings) {
     super({
-      adapter: new PrismaPg({
-        connectionString: settings.DATABASE_URL,
-        max: settings.DB_POOL_SIZE,
-        connectionTimeoutMillis: settings.DB_CONNECT_TIMEOUT_MS,
-        idleTimeoutMillis: 30_000,
-        statement_timeout: settings.DB_STATEMENT_TIMEOUT_MS,
-        idle_in_transaction_session_timeout: settings.DB_STATEMENT_TIMEOUT_MS,
-        query_timeout: settings.DB_QUERY_TIMEOUT_MS,
-        keepAlive: true,
-        keepAliveInitialDelayMillis: 10_000,
-        application_name: `flashsale-worker:${settings.WORKER_ID}`.slice(0, 63),
-      }),
+      adapter: new PrismaPg(
+        {
+          connectionString: settings.DATABASE_URL,
+          max: settings.DB_POOL_SIZE,
+          connectionTimeoutMillis: settings.DB_CONNECT_TIMEOUT_MS,
+          idleTimeoutMillis: 30_000,
+          statement_timeout: settings.DB_STATEMENT_TIMEOUT_MS,
+          idle_in_transaction_session_timeout: settings.DB_STATEMENT_TIMEOUT_MS,
+          query_timeout: settings.DB_QUERY_TIMEOUT_MS,
+          keepAlive: true,
+          keepAliveInitialDelayMillis: 10_000,
+          application_name: `flashsale-worker:${settings.WORKER_ID}`.slice(0, 63),
+        },
+        settings.DB_PREPARED_STATEMENTS ? { statementNameGenerator: ({ sql }) => statementName(sql) } : {},
+      ),
     });
   }
 
@@ -31,4 +35,19 @@ export class PrismaService extends PrismaClient {
   async ping(): Promise<void> {
     await this.$queryRaw`SELECT 1`;
   }
+}
+
+const statementNames = new Map<string, string>();
+
+/**
+ * A prepared statement's name for each SQL text: every connection parses and plans the order INSERT, the
+ * audit INSERT and the probe once, then only binds and executes them (PostgreSQL keeps them per connection).
+ */
+export function statementName(sql: string): string {
+  let name = statementNames.get(sql);
+  if (name === undefined) {
+    name = `fsw_${createHash('sha256').update(sql).digest('hex').slice(0, 24)}`;
+    statementNames.set(sql, name);
+  }
+  return name;
 }
