@@ -24,6 +24,7 @@ interface BenchFlags {
   mode: 'backlog' | 'steady' | 'both';
   rate?: number;
   seconds: number;
+  warmup: number;
   prefetch: number;
   poolSize: number;
   scenarios: ScenarioName[];
@@ -63,6 +64,12 @@ function parseFlags(): BenchFlags {
       wholeNumber('--rate'),
     )
     .option('--seconds <n>', 'length of the steady run, in seconds', wholeNumber('--seconds'), 10)
+    .option(
+      '--warmup <n>',
+      'seconds published at the steady rate and consumed before the measured steady run (0: none)',
+      wholeNumber('--warmup'),
+      3,
+    )
     .option(
       '--prefetch <n>',
       'prefetch of every consumer',
@@ -112,10 +119,13 @@ async function runMode(
 ): Promise<ScenarioResult[]> {
   const count = mode === 'backlog' ? flags.count : rate * flags.seconds;
   const workload = workloadOf(count, flags.seed);
+  // Its own sales (workloadOf draws fresh ids), so the measured figures never count a warm-up order.
+  const warmup =
+    mode === 'steady' && flags.warmup > 0 ? workloadOf(rate * flags.warmup, flags.seed + 1) : undefined;
   const results: ScenarioResult[] = [];
   for (const scenario of flags.scenarios) {
     bench.out.write(`\n== ${mode}: ${SCENARIOS[scenario]} ==\n`);
-    results.push(await runScenario(scenario, mode, workload, bench, mode === 'steady' ? rate : 0));
+    results.push(await runScenario(scenario, mode, workload, bench, mode === 'steady' ? rate : 0, warmup));
   }
   const { expected } = workload;
   const heading =
@@ -123,7 +133,8 @@ async function runMode(
       ? `${count} messages waiting in the queue`
       : `${rate} msgs/s for ${flags.seconds} s`) +
     ` (${expected.uniqueValidPairs} orders, ${expected.duplicates} duplicates, ${expected.poison} poison), ` +
-    `prefetch ${flags.prefetch}, pool ${flags.poolSize}/process`;
+    `prefetch ${flags.prefetch}, pool ${flags.poolSize}/process` +
+    (warmup ? `; after ${flags.warmup} s at the same rate that warm every consumer up, not measured` : '');
   bench.out.write(formatTable(mode, results, heading));
   return results;
 }
@@ -159,10 +170,9 @@ async function main(): Promise<number> {
     byMode.steady = await runMode('steady', flags, bench, rate);
   }
   bench.log.end();
-  const { count, prefetch, poolSize, seconds, seed } = flags;
-  process.stdout.write(
-    `${summaryJson({ count, prefetch, poolSize, steadySeconds: seconds, seed, cores: cpus().length }, byMode)}\n`,
-  );
+  const { count, prefetch, poolSize, seconds, warmup, seed } = flags;
+  const run = { count, prefetch, poolSize, steadySeconds: seconds, steadyWarmupSeconds: warmup, seed };
+  process.stdout.write(`${summaryJson({ ...run, cores: cpus().length }, byMode)}\n`);
   const complete = Object.values(byMode).every((results) => results.every((result) => result.complete));
   return complete ? 0 : 1;
 }

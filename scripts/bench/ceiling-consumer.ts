@@ -7,6 +7,7 @@ import { percentiles } from './latency.js';
  * The ceiling of the bench: a bare amqplib consumer with the worker's prefetch that acks every message
  * without touching a database. Whatever the worker does on top costs throughput against this.
  * Talks to the bench through JSON lines on stdout: `ready`, then `done` once `--expect` messages are acked.
+ * The first `--skip` messages (a warm-up) are acked but left out of the figures.
  */
 const TIMESTAMP_FIELD = Buffer.from('"timestamp":"');
 
@@ -25,14 +26,16 @@ async function main(): Promise<void> {
     .requiredOption('--queue <name>', 'queue to consume')
     .option('--prefetch <n>', 'per-consumer prefetch', wholeNumber('--prefetch'), 1000)
     .requiredOption('--expect <n>', 'messages to ack before reporting done', wholeNumber('--expect'))
+    .option('--skip <n>', 'first messages left out of the figures', wholeNumber('--skip'), 0)
     .parse()
-    .opts<{ url: string; queue: string; prefetch: number; expect: number }>();
+    .opts<{ url: string; queue: string; prefetch: number; expect: number; skip: number }>();
   const connection = await amqp.connect(flags.url);
   const channel = await connection.createChannel();
   await channel.prefetch(flags.prefetch);
   const latencies: number[] = [];
   const ackTimes: number[] = [];
   let acked = 0;
+  let skipped = 0;
   const report = () => {
     // The same measure as the orders table gives the others: from the 10th to the 90th percent acked.
     const steadyWindow = {
@@ -52,12 +55,16 @@ async function main(): Promise<void> {
   await channel.consume(flags.queue, (message) => {
     if (!message) return;
     channel.ack(message);
+    if (skipped < flags.skip) {
+      skipped += 1;
+      return;
+    }
     const now = Date.now();
     const latency = latencyMs(message.content, now);
     if (latency !== undefined) latencies.push(latency);
     ackTimes.push(now);
     acked += 1;
-    if (acked === flags.expect) report();
+    if (acked === flags.expect - flags.skip) report();
   });
   process.stdout.write(`${JSON.stringify({ event: 'ready' })}\n`);
   process.once('SIGTERM', () => {

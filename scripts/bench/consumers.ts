@@ -72,7 +72,7 @@ function referenceConsumer(script: string, args: string[], log: NodeJS.WritableS
   };
 }
 
-export function ceilingConsumer(settings: ConsumerSettings, expect: number): BenchConsumers {
+export function ceilingConsumer(settings: ConsumerSettings, expect: number, skip = 0): BenchConsumers {
   return referenceConsumer(
     'ceiling-consumer.js',
     [
@@ -84,6 +84,8 @@ export function ceilingConsumer(settings: ConsumerSettings, expect: number): Ben
       String(settings.prefetch),
       '--expect',
       String(expect),
+      '--skip',
+      String(skip),
     ],
     settings.log,
   );

@@ -110,10 +110,11 @@ function startConsumers(
   scenario: ScenarioName,
   settings: ConsumerSettings,
   messages: number,
+  warmupMessages: number,
 ): BenchConsumers {
   switch (scenario) {
     case 'ceiling':
-      return ceilingConsumer(settings, messages);
+      return ceilingConsumer(settings, warmupMessages + messages, warmupMessages);
     case 'per-message':
       return perMessageConsumer(settings);
     case 'worker':
@@ -125,7 +126,8 @@ function startConsumers(
 
 /**
  * One scenario on its own queue and database. Backlog: the whole workload waits in the queue before the
- * consumers start. Steady: consumers are ready first, then the workload is published at `ratePerSecond`.
+ * consumers start. Steady: consumers are ready first, then `warmup` (when given) is published at
+ * `ratePerSecond` and consumed, unmeasured, so that every consumer runs warm; then the workload, measured.
  */
 export async function runScenario(
   scenario: ScenarioName,
@@ -133,6 +135,7 @@ export async function runScenario(
   workload: Workload,
   bench: BenchSettings,
   ratePerSecond = 0,
+  warmup?: Workload,
 ): Promise<ScenarioResult> {
   const queue = `fsw.bench.${scenario}.${randomBytes(4).toString('hex')}`;
   const deleteQueues = await declareTopology(bench.rabbitUrl, queue);
@@ -145,9 +148,9 @@ export async function runScenario(
   let consumers: BenchConsumers | undefined;
   let cpu: ScenarioCpu | undefined;
   try {
-    const publish = async (label: string) => {
-      const progress = startProgress(label, messages, { stream: bench.out });
-      const result = await publishWorkload(publisher, workload.entries, {
+    const publish = async (label: string, entries = workload.entries) => {
+      const progress = startProgress(label, entries.length, { stream: bench.out });
+      const result = await publishWorkload(publisher, entries, {
         ratePerSecond,
         maxInFlight: 2000,
         onSettled: (settled) => progress.update(settled),
@@ -163,15 +166,30 @@ export async function runScenario(
       rabbitmq: rabbitmqProcesses(bench.rabbitUrl) ?? null,
     };
     const consumersStartedAt = Date.now();
-    consumers = startConsumers(scenario, settings, messages);
+    const warmupMessages = mode === 'steady' && warmup ? warmup.entries.length : 0;
+    consumers = startConsumers(scenario, settings, messages, warmupMessages);
     const rss = new PeakRssSampler(() => consumers?.pids() ?? []);
     cpu = new ScenarioCpu(() => consumers?.pids() ?? [], servers);
     let publishStartedAt = 0;
+    let deadLettersBefore = 0;
     if (mode === 'steady') {
       await consumers.ready(60_000);
+      if (warmup && warmupMessages > 0) {
+        await publish(`${scenario}: warming up`, warmup.entries);
+        const warm = { probe, queue, sql, consumers: { ...consumers, done: undefined } };
+        if (!(await waitUntilConsumed(scenario, warmup, bench, warm)))
+          throw new Error(`${scenario} did not consume the warm-up within ${bench.timeoutMs / 1000} s`);
+        deadLettersBefore = (await probe.depth(`${queue}.dlq`)) ?? 0;
+      }
       publishStartedAt = await publish(`${scenario}: publishing`);
     }
-    const complete = await waitUntilConsumed(scenario, workload, bench, { probe, queue, sql, consumers });
+    const complete = await waitUntilConsumed(scenario, workload, bench, {
+      probe,
+      queue,
+      sql,
+      consumers,
+      deadLettersBefore,
+    });
     const peakRssMb = await rss.finish();
     cpu.finish();
     const figures =
@@ -220,7 +238,15 @@ async function waitUntilConsumed(
     queue,
     sql,
     consumers,
-  }: { probe: QueueProbe; queue: string; sql?: pg.Pool; consumers: BenchConsumers },
+    deadLettersBefore = 0,
+  }: {
+    probe: QueueProbe;
+    queue: string;
+    sql?: pg.Pool;
+    consumers: BenchConsumers;
+    /** Dead letters of an earlier phase (the warm-up) already in the DLQ. */
+    deadLettersBefore?: number;
+  },
 ): Promise<boolean> {
   const { expected, saleIds } = workload;
   const progress = startProgress(`${scenario}: consuming`, expected.messages, { stream: bench.out });
@@ -233,11 +259,12 @@ async function waitUntilConsumed(
       const deadLetters = (await probe.depth(`${queue}.dlq`)) ?? 0;
       const orders = sql ? await countOrders(sql, saleIds) : 0;
       progress.update(expected.messages - queued, sql ? `orders ${orders}/${expected.uniqueValidPairs}` : '');
-      if (
-        consumers.done ? finished : orders === expected.uniqueValidPairs && deadLetters === expected.poison
-      ) {
-        return true;
-      }
+      const consumed = consumers.done
+        ? finished
+        : sql
+          ? orders === expected.uniqueValidPairs && deadLetters === deadLettersBefore + expected.poison
+          : queued === 0; // the ceiling's warm-up: it acks at once, and skips these in its figures
+      if (consumed) return true;
       await sleep(100);
     }
     return false;
