@@ -217,7 +217,12 @@ export class Worker implements BeforeApplicationShutdown {
       ['stop consuming', () => this.pause(SHUTDOWN_PAUSE)],
       // One signal ends every wait: back-offs before a requeue or a retry, the database probes.
       ['end every wait', () => shutdown.abort('shutting down')],
-      ['drain in-flight messages', async () => (this.metDeadline = await this.drain(deadline))],
+      [
+        'drain in-flight messages',
+        async () => {
+          if (!(await this.drain(deadline))) this.metDeadline = false;
+        },
+      ],
       ['log the last outcome summary', () => reporter.close()],
       ['flush the audit trail', () => audit.close(deadline)],
       ['stop the queue depth checks', () => depthMonitor.stop()],
@@ -237,7 +242,7 @@ export class Worker implements BeforeApplicationShutdown {
     this.logger.log(
       this.metDeadline
         ? 'closed'
-        : 'closed past the shutdown deadline; unsettled messages return to the queue',
+        : 'closed past the shutdown deadline or after a failed step; unsettled messages return to the queue',
     );
   }
 
