@@ -73,7 +73,8 @@ interface BenchDatabase {
   drop(): Promise<void>;
 }
 
-async function createDatabase(serverUrl: string, scenario: string): Promise<BenchDatabase> {
+/** A database of its own for one scenario, migrated, beside the one `serverUrl` names (which need not exist). */
+export async function createDatabase(serverUrl: string, scenario: string): Promise<BenchDatabase> {
   const url = new URL(serverUrl);
   const name = `fsw_bench_${scenario.replace(/\W/g, '_')}_${randomBytes(4).toString('hex')}`;
   url.pathname = `/${name}`;
