@@ -32,7 +32,7 @@ export interface ConnectionListener {
 
 /**
  * The worker's connection to RabbitMQ (amqp-connection-manager): the node list and reconnects, a confirm
- * channel for dead letters and classic retries (`publisher`), new channels for the consumer and the depth
+ * channel for dead letters and classic retries (`publish`), new channels for the consumer and the depth
  * checks, the queues' declaration, and which queue a returned publish found missing.
  */
 export class BrokerConnection {
