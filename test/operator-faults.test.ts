@@ -165,12 +165,14 @@ describe('operator faults', () => {
         expect(ready.status).toBe(503);
         expect(ready.errors.rabbitmq?.reason).toContain('dead letters cannot be published');
         expect(ready.errors.rabbitmq?.reason).toContain('ACCESS_REFUSED');
+        expect(await metric(worker, METRIC.publishRefused)).toBe(1);
 
         await rabbitmqctl('set_permissions', '-p', vhost, mutedUser, '^$', '.*', '.*');
         // Well within the 10 s a publish waits for a channel: the worker opens a new one itself.
         const [deadLetter] = await world.deadLetters(1, 5000);
         expect(deadLetter?.properties.messageId).toBe(messageId);
         await waitFor('readiness back', async () => (await probe(worker, '/ready')).status === 200);
+        expect(await metric(worker, METRIC.publishRefused)).toBe(0);
       } finally {
         await worker.stop('test end');
       }

@@ -134,6 +134,7 @@ export class BrokerConnection {
     if (this.publisherRefusal) {
       this.log.log('publishes are confirmed again');
       this.publisherRefusal = undefined;
+      this.metrics.publishRefusedState(false);
     }
   }
 
@@ -186,6 +187,7 @@ export class BrokerConnection {
         // the error would be thrown on the connection and take the consumer down with it.
         channel.on('error', (error: Error) => {
           this.publisherRefusal = error.message;
+          this.metrics.publishRefusedState(true);
           this.log.error(`publisher channel: ${error.message}`);
         });
         channel.on('close', () => setImmediate(() => this.onPublisherClosed(publisher)));

@@ -21,6 +21,7 @@ export const METRIC = {
   ackFrames: 'flashsale_ack_frames_total',
   publishesReturned: 'flashsale_publishes_returned_total',
   queueMissing: 'flashsale_queue_missing',
+  publishRefused: 'flashsale_publish_refused',
   buildInfo: 'flashsale_build_info',
 } as const;
 

@@ -29,6 +29,7 @@ export class WorkerMetrics {
   private readonly ackFrames: Counter;
   private readonly publishesReturned: Counter<'queue'>;
   private readonly queueMissing: Gauge<'queue'>;
+  private readonly publishRefused: Gauge;
   private readonly outcomeCounters: Record<CountedOutcome, { inc(count: number): void }>;
 
   constructor(
@@ -142,6 +143,11 @@ export class WorkerMetrics {
       labelNames: ['queue'],
       registers,
     });
+    this.publishRefused = new Gauge({
+      name: METRIC.publishRefused,
+      help: "1 while the broker refuses the worker's dead-letter and retry publishes (e.g. ACCESS_REFUSED: no write permission), until one is confirmed again.",
+      registers,
+    });
     this.outcomeCounters = Object.fromEntries(
       MESSAGE_OUTCOMES.map((outcome) => [outcome, this.messages.labels(outcome)]),
     ) as Record<CountedOutcome, { inc(count: number): void }>;
@@ -182,6 +188,10 @@ export class WorkerMetrics {
 
   publishReturned(queue: string): void {
     this.publishesReturned.inc({ queue });
+  }
+
+  publishRefusedState(refused: boolean): void {
+    this.publishRefused.set(refused ? 1 : 0);
   }
 
   queueMissingState(queue: string, missing: boolean): void {
