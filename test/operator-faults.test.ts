@@ -144,11 +144,33 @@ describe('operator faults', () => {
   });
 
   describe('without permission to publish dead letters', () => {
-    it('keeps poison unacked while refused, and dead-letters it as soon as write is granted, on the same connection', async () => {
+    it('stops naming a refusal on /ready once nothing has been refused for two of the longest back-offs', async () => {
       const worker = await world.startWorker({
         RABBITMQ_URL: urlOf(mutedUser),
         RETRY_BASE_MS: 50,
         RETRY_MAX_MS: 200,
+        MAX_DELIVERIES: 1000,
+      });
+      try {
+        await world.publishRaw(['not json'], { messageId: randomUUID() });
+        await waitFor('the refusal on /ready', async () => (await probe(worker, '/ready')).status === 503);
+        expect(await metric(worker, METRIC.publishRefused)).toBe(1);
+        // The queue's own delivery limit (10) dead-letters the message: nothing tries to publish any more.
+        const [deadLetter] = await world.deadLetters(1);
+        expect(deadLetter?.properties.headers?.['x-rejection-code']).toBeUndefined();
+        await waitFor('readiness back', async () => (await probe(worker, '/ready')).status === 200);
+        expect(await metric(worker, METRIC.publishRefused)).toBe(0);
+      } finally {
+        await worker.stop('test end');
+      }
+    });
+
+    it('keeps poison unacked while refused, and dead-letters it as soon as write is granted, on the same connection', async () => {
+      const worker = await world.startWorker({
+        RABBITMQ_URL: urlOf(mutedUser),
+        // Slow enough that the queue's own delivery limit (10) is not reached before write is granted.
+        RETRY_BASE_MS: 300,
+        RETRY_MAX_MS: 600,
         MAX_DELIVERIES: 1000,
       });
       try {
@@ -171,6 +193,8 @@ describe('operator faults', () => {
         // Well within the 10 s a publish waits for a channel: the worker opens a new one itself.
         const [deadLetter] = await world.deadLetters(1, 5000);
         expect(deadLetter?.properties.messageId).toBe(messageId);
+        // Published by the worker, not dead-lettered by the queue at its delivery limit.
+        expect(deadLetter?.properties.headers?.['x-rejection-code']).toBe('NOT_JSON');
         await waitFor('readiness back', async () => (await probe(worker, '/ready')).status === 200);
         expect(await metric(worker, METRIC.publishRefused)).toBe(0);
       } finally {

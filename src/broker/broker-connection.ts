@@ -42,7 +42,7 @@ export class BrokerConnection {
   private readonly declarer = new TopologyDeclarer();
   private readonly returnListeners: ((message: Message) => void)[] = [];
   private missingQueue: MissingQueue | undefined;
-  private publisherRefusal: string | undefined;
+  private publisherRefusal: { reason: string; at: number } | undefined;
   private redeclaring: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
   /** Confirm channel for the worker's own publishes (dead letters, classic retries). */
@@ -61,6 +61,7 @@ export class BrokerConnection {
       },
     });
     this.publisher = this.openPublisher();
+    metrics.watchPublishRefused(() => this.publishRefused !== undefined);
   }
 
   /** `host:port` of the node in use, for /ready; undefined while disconnected. */
@@ -80,7 +81,11 @@ export class BrokerConnection {
 
   /** The broker's words for the last refused publish (ACCESS_REFUSED, say), until a publish is confirmed again. */
   get publishRefused(): string | undefined {
-    return this.publisherRefusal;
+    const refusal = this.publisherRefusal;
+    // Held for two of the longest back-offs: a message retried at the longest back-off refreshes it, and a
+    // refusal nothing has tried again since (no more poison) does not hold /ready down forever.
+    if (!refusal || Date.now() - refusal.at > 2 * this.settings.RETRY_MAX_MS) return undefined;
+    return refusal.reason;
   }
 
   /** Called with every message the broker returns to the publisher channel (a `mandatory` publish unrouted). */
@@ -134,7 +139,6 @@ export class BrokerConnection {
     if (this.publisherRefusal) {
       this.log.log('publishes are confirmed again');
       this.publisherRefusal = undefined;
-      this.metrics.publishRefusedState(false);
     }
   }
 
@@ -186,8 +190,7 @@ export class BrokerConnection {
         // A refused publish (ACCESS_REFUSED, NOT_FOUND) closes the channel with an error: without a listener
         // the error would be thrown on the connection and take the consumer down with it.
         channel.on('error', (error: Error) => {
-          this.publisherRefusal = error.message;
-          this.metrics.publishRefusedState(true);
+          this.publisherRefusal = { reason: error.message, at: Date.now() };
           this.log.error(`publisher channel: ${error.message}`);
         });
         channel.on('close', () => setImmediate(() => this.onPublisherClosed(publisher)));

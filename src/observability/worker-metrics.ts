@@ -30,6 +30,7 @@ export class WorkerMetrics {
   private readonly publishesReturned: Counter<'queue'>;
   private readonly queueMissing: Gauge<'queue'>;
   private readonly publishRefused: Gauge;
+  private readPublishRefused: () => boolean = () => false;
   private readonly outcomeCounters: Record<CountedOutcome, { inc(count: number): void }>;
 
   constructor(
@@ -147,6 +148,7 @@ export class WorkerMetrics {
       name: METRIC.publishRefused,
       help: "1 while the broker refuses the worker's dead-letter and retry publishes (e.g. ACCESS_REFUSED: no write permission), until one is confirmed again.",
       registers,
+      collect: () => this.publishRefused.set(this.readPublishRefused() ? 1 : 0),
     });
     this.outcomeCounters = Object.fromEntries(
       MESSAGE_OUTCOMES.map((outcome) => [outcome, this.messages.labels(outcome)]),
@@ -190,8 +192,9 @@ export class WorkerMetrics {
     this.publishesReturned.inc({ queue });
   }
 
-  publishRefusedState(refused: boolean): void {
-    this.publishRefused.set(refused ? 1 : 0);
+  /** The refused-publishes gauge reads `refused` whenever /metrics is scraped. */
+  watchPublishRefused(refused: () => boolean): void {
+    this.readPublishRefused = refused;
   }
 
   queueMissingState(queue: string, missing: boolean): void {
