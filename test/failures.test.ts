@@ -12,7 +12,9 @@ const run = promisify(execFile);
 /** Closes this worker's broker connection from the broker side, as a broker restart or a network cut does. */
 async function closeBrokerConnection(workerId: string): Promise<void> {
   const { stdout } = await run('rabbitmqctl', ['list_connections', '-q', 'pid', 'client_properties']);
-  const line = stdout.split('\n').find((row) => row.includes(`flashsale-worker ${workerId}`));
+  // The whole name: worker vm-1704 must not match the connection of another run's worker vm-17049.
+  const named = new RegExp(`flashsale-worker ${workerId.replace(/[^\w]/g, '\\$&')}(?![\\w-])`);
+  const line = stdout.split('\n').find((row) => named.test(row));
   if (!line) throw new Error(`no broker connection named for ${workerId}`);
   await run('rabbitmqctl', ['close_connection', line.split('\t')[0] as string, 'test: connection cut']);
 }

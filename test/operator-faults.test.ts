@@ -144,14 +144,25 @@ describe('operator faults', () => {
   });
 
   describe('without permission to publish dead letters', () => {
-    it('stops naming a refusal on /ready once nothing has been refused for two of the longest back-offs', async () => {
+    /** Runs `test` against a worker of the user without write permission, with these back-offs. */
+    const withMutedWorker = async (
+      backOff: { RETRY_BASE_MS: number; RETRY_MAX_MS: number },
+      test: (worker: RunningWorker) => Promise<void>,
+    ) => {
       const worker = await world.startWorker({
         RABBITMQ_URL: urlOf(mutedUser),
-        RETRY_BASE_MS: 50,
-        RETRY_MAX_MS: 200,
         MAX_DELIVERIES: 1000,
+        ...backOff,
       });
       try {
+        await test(worker);
+      } finally {
+        await worker.stop('test end');
+      }
+    };
+
+    it('stops naming a refusal on /ready once nothing has been refused for two of the longest back-offs', () =>
+      withMutedWorker({ RETRY_BASE_MS: 50, RETRY_MAX_MS: 200 }, async (worker) => {
         await world.publishRaw(['not json'], { messageId: randomUUID() });
         await waitFor('the refusal on /ready', async () => (await probe(worker, '/ready')).status === 503);
         expect(await metric(worker, METRIC.publishRefused)).toBe(1);
@@ -160,20 +171,11 @@ describe('operator faults', () => {
         expect(deadLetter?.properties.headers?.['x-rejection-code']).toBeUndefined();
         await waitFor('readiness back', async () => (await probe(worker, '/ready')).status === 200);
         expect(await metric(worker, METRIC.publishRefused)).toBe(0);
-      } finally {
-        await worker.stop('test end');
-      }
-    });
+      }));
 
-    it('keeps poison unacked while refused, and dead-letters it as soon as write is granted, on the same connection', async () => {
-      const worker = await world.startWorker({
-        RABBITMQ_URL: urlOf(mutedUser),
-        // Slow enough that the queue's own delivery limit (10) is not reached before write is granted.
-        RETRY_BASE_MS: 300,
-        RETRY_MAX_MS: 600,
-        MAX_DELIVERIES: 1000,
-      });
-      try {
+    it('keeps poison unacked while refused, and dead-letters it as soon as write is granted, on the same connection', () =>
+      // Slow enough that the queue's own delivery limit (10) is not reached before write is granted.
+      withMutedWorker({ RETRY_BASE_MS: 300, RETRY_MAX_MS: 600 }, async (worker) => {
         const messageId = randomUUID();
         await world.publishRaw(['not json'], { messageId });
         // Each refused publish closes the publisher channel (ACCESS_REFUSED on amq.default).
@@ -197,10 +199,7 @@ describe('operator faults', () => {
         expect(deadLetter?.properties.headers?.['x-rejection-code']).toBe('NOT_JSON');
         await waitFor('readiness back', async () => (await probe(worker, '/ready')).status === 200);
         expect(await metric(worker, METRIC.publishRefused)).toBe(0);
-      } finally {
-        await worker.stop('test end');
-      }
-    });
+      }));
   });
 
   describe('with the database holding a lock on orders', () => {
