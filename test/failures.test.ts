@@ -3,9 +3,9 @@ import { execFile } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { WorkerMetrics } from '../src/observability/worker-metrics.js';
+import { METRIC } from '../src/observability/metric-names.js';
 import { waitFor } from './support/harness.js';
-import { purchase, TestWorld } from './support/test-worker.js';
+import { purchase, scrapedMetric, TestWorld } from './support/test-worker.js';
 
 const run = promisify(execFile);
 
@@ -44,7 +44,7 @@ describe('when things fail', () => {
     const worker = await startWorkerWithOrdersTableAway(requeueOften, 10);
 
     // Each message fails, is handed back to the broker after its back-off, and comes again.
-    const retried = () => worker.app.get(WorkerMetrics).retriedCount();
+    const retried = () => scrapedMetric(worker, METRIC.messages, 'outcome="retried"');
     await waitFor('messages requeued at least twice each', async () => (await retried()) >= 20, {
       timeoutMs: 10_000,
     });

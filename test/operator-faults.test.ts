@@ -6,7 +6,7 @@ import pg from 'pg';
 import { METRIC } from '../src/observability/metric-names.js';
 import { type RunningWorker, startWorker } from '../src/worker.module.js';
 import { uniqueName, waitFor } from './support/harness.js';
-import { purchase, TestWorld } from './support/test-worker.js';
+import { purchase, scrapedMetric, TestWorld } from './support/test-worker.js';
 
 /**
  * What operators and locked-down deployments do to a running fleet: delete the dead-letter queue, grant a
@@ -25,15 +25,6 @@ async function probe(worker: RunningWorker, path: '/health' | '/ready') {
   const response = await fetch(`http://127.0.0.1:${worker.port}${path}`);
   const body = (await response.json()) as { error?: Record<string, Indicator> };
   return { status: response.status, errors: body.error ?? {} };
-}
-
-/** The sum of a metric's samples in the worker's /metrics whose labels contain `labels`. */
-async function metric(worker: RunningWorker, name: string, labels = ''): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${worker.port}/metrics`)).text();
-  return text
-    .split('\n')
-    .filter((line) => line.startsWith(name) && line.includes(labels) && !line.startsWith('#'))
-    .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
 }
 
 describe('operator faults', () => {
@@ -95,20 +86,24 @@ describe('operator faults', () => {
 
       // The worker may not declare the DLQ again: the message stays unacked, retried with back-off.
       await waitFor('the returned publishes to be counted', async () => {
-        const returned = await metric(worker, METRIC.publishesReturned, `queue="${world.deadLetterQueue}"`);
+        const returned = await scrapedMetric(
+          worker,
+          METRIC.publishesReturned,
+          `queue="${world.deadLetterQueue}"`,
+        );
         return returned >= 2;
       });
       const ready = await probe(worker, '/ready');
       expect(ready.status).toBe(503);
       expect(ready.errors.rabbitmq?.reason).toContain(`queue ${world.deadLetterQueue} is missing`);
-      expect(await metric(worker, METRIC.queueMissing, `queue="${world.deadLetterQueue}"`)).toBe(1);
+      expect(await scrapedMetric(worker, METRIC.queueMissing, `queue="${world.deadLetterQueue}"`)).toBe(1);
       expect(worker.lifecycle.inFlight + (await world.queueDepth())).toBe(1);
 
       await world.declareTopology(); // the operator restores the DLQ
       const [deadLetter] = await world.deadLetters(1);
       expect(deadLetter?.properties.messageId).toBe(messageId);
       await waitFor('readiness back', async () => (await probe(worker, '/ready')).status === 200);
-      expect(await metric(worker, METRIC.queueMissing, `queue="${world.deadLetterQueue}"`)).toBe(0);
+      expect(await scrapedMetric(worker, METRIC.queueMissing, `queue="${world.deadLetterQueue}"`)).toBe(0);
       expect(await world.drainDeadLetters()).toHaveLength(0);
     });
   });
@@ -165,12 +160,12 @@ describe('operator faults', () => {
       withMutedWorker({ RETRY_BASE_MS: 50, RETRY_MAX_MS: 200 }, async (worker) => {
         await world.publishRaw(['not json'], { messageId: randomUUID() });
         await waitFor('the refusal on /ready', async () => (await probe(worker, '/ready')).status === 503);
-        expect(await metric(worker, METRIC.publishRefused)).toBe(1);
+        expect(await scrapedMetric(worker, METRIC.publishRefused)).toBe(1);
         // The queue's own delivery limit (10) dead-letters the message: nothing tries to publish any more.
         const [deadLetter] = await world.deadLetters(1);
         expect(deadLetter?.properties.headers?.['x-rejection-code']).toBeUndefined();
         await waitFor('readiness back', async () => (await probe(worker, '/ready')).status === 200);
-        expect(await metric(worker, METRIC.publishRefused)).toBe(0);
+        expect(await scrapedMetric(worker, METRIC.publishRefused)).toBe(0);
       }));
 
     it('keeps poison unacked while refused, and dead-letters it as soon as write is granted, on the same connection', () =>
@@ -181,7 +176,7 @@ describe('operator faults', () => {
         // Each refused publish closes the publisher channel (ACCESS_REFUSED on amq.default).
         await waitFor(
           'refused dead-letter publishes',
-          async () => (await metric(worker, METRIC.messages, 'outcome="retried"')) >= 2,
+          async () => (await scrapedMetric(worker, METRIC.messages, 'outcome="retried"')) >= 2,
         );
         expect(await world.drainDeadLetters()).toHaveLength(0);
         expect(worker.lifecycle.inFlight + (await world.queueDepth())).toBe(1);
@@ -189,7 +184,7 @@ describe('operator faults', () => {
         expect(ready.status).toBe(503);
         expect(ready.errors.rabbitmq?.reason).toContain('dead letters cannot be published');
         expect(ready.errors.rabbitmq?.reason).toContain('ACCESS_REFUSED');
-        expect(await metric(worker, METRIC.publishRefused)).toBe(1);
+        expect(await scrapedMetric(worker, METRIC.publishRefused)).toBe(1);
 
         await rabbitmqctl('set_permissions', '-p', vhost, mutedUser, '^$', '.*', '.*');
         // Well within the 10 s a publish waits for a channel: the worker opens a new one itself.
@@ -198,7 +193,7 @@ describe('operator faults', () => {
         // Published by the worker, not dead-lettered by the queue at its delivery limit.
         expect(deadLetter?.properties.headers?.['x-rejection-code']).toBe('NOT_JSON');
         await waitFor('readiness back', async () => (await probe(worker, '/ready')).status === 200);
-        expect(await metric(worker, METRIC.publishRefused)).toBe(0);
+        expect(await scrapedMetric(worker, METRIC.publishRefused)).toBe(0);
       }));
   });
 
@@ -229,7 +224,7 @@ describe('operator faults', () => {
 
       await waitFor(
         'statement timeouts',
-        async () => (await metric(worker, METRIC.dbWriteFailures, 'code="57014"')) >= 2,
+        async () => (await scrapedMetric(worker, METRIC.dbWriteFailures, 'code="57014"')) >= 2,
       );
       expect(worker.lifecycle.inFlight).toBe(5);
       expect(await world.drainDeadLetters()).toHaveLength(0);
@@ -250,7 +245,7 @@ describe('operator faults', () => {
       await waitFor('a full prefetch window', () => worker.lifecycle.inFlight === 10);
       await new Promise((resolve) => setTimeout(resolve, 300)); // what more could arrive, would by now
       expect(worker.lifecycle.inFlight).toBe(10);
-      expect(await metric(worker, METRIC.inFlight)).toBe(10);
+      expect(await scrapedMetric(worker, METRIC.inFlight)).toBe(10);
       expect(await world.queueDepth()).toBe(190);
 
       await locker.query('COMMIT');

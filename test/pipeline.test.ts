@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { WorkerMetrics } from '../src/observability/worker-metrics.js';
+import { METRIC } from '../src/observability/metric-names.js';
 import type { RunningWorker } from '../src/worker.module.js';
 import { waitFor } from './support/harness.js';
-import { purchase, TestWorld } from './support/test-worker.js';
+import { purchase, scrapedMetric, TestWorld } from './support/test-worker.js';
 
 describe('a worker persisting purchases', () => {
   let world: TestWorld;
@@ -36,8 +36,7 @@ describe('a worker persisting purchases', () => {
   });
 
   it('acks a committed batch with a few multiple-ack frames, not one frame per message', async () => {
-    const metrics = worker.app.get(WorkerMetrics);
-    const framesBefore = await metrics.ackFramesSent();
+    const framesBefore = await scrapedMetric(worker, METRIC.ackFrames);
     await world.publish(
       Array.from({ length: 200 }, () => purchase({ saleId: 'a1b2c3d4-0000-4000-8000-000000000003' })),
     );
@@ -49,7 +48,7 @@ describe('a worker persisting purchases', () => {
         )) === 200,
     );
     await waitFor('the queue to be empty', async () => (await world.queueDepth()) === 0);
-    const frames = (await metrics.ackFramesSent()) - framesBefore;
+    const frames = (await scrapedMetric(worker, METRIC.ackFrames)) - framesBefore;
     expect(frames).toBeGreaterThan(0);
     expect(frames).toBeLessThanOrEqual(20);
   });

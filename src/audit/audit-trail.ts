@@ -1,7 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { WorkerMetrics } from '../observability/worker-metrics.js';
 import { codeUnitsHex, safeText } from '../common/safe-text.js';
-import { sleep } from '../common/backoff.js';
+import { backoffDelayMs, sleep } from '../common/backoff.js';
 import { classifyDatabaseError, databaseErrorCode } from '../database/database-errors.js';
 import type { AuditEvent, AuditSink } from './audit-event.js';
 
@@ -58,10 +58,6 @@ export class AuditTrail {
   /** Events held in memory: buffered or being written. */
   get bufferedEvents(): number {
     return this.buffer.length + this.beingWritten;
-  }
-
-  get dropped(): number {
-    return this.droppedEvents;
   }
 
   /** Buffers one event; returns at once. */
@@ -248,9 +244,15 @@ export class AuditTrail {
     return (this.options.isRefusal ?? isRowRefusal)(error);
   }
 
+  /** The flush interval doubled per failed flush, up to the ceiling; no jitter: one writer, nothing to spread. */
   private retryDelayMs(): number {
-    const exponential = this.options.flushIntervalMs * 2 ** Math.min(this.consecutiveFailures, 16);
-    return Math.min(exponential, this.options.maxRetryDelayMs);
+    const noJitter = () => 1;
+    return backoffDelayMs(
+      this.consecutiveFailures + 1,
+      this.options.flushIntervalMs,
+      this.options.maxRetryDelayMs,
+      noJitter,
+    );
   }
 }
 

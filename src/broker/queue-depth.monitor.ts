@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { Settings } from '../config/settings.js';
 import type { WorkerMetrics } from '../observability/worker-metrics.js';
 import type { BrokerConnection } from './broker-connection.js';
+import { withScratchChannel } from './scratch-channel.js';
 
 /** Feeds the queue and DLQ depth gauges from passive queue checks on a timer. */
 export class QueueDepthMonitor {
@@ -26,22 +27,17 @@ export class QueueDepthMonitor {
   async poll(): Promise<void> {
     const connection = this.broker.current;
     if (!connection) return;
-    let channel;
     try {
-      channel = await connection.createChannel();
-      channel.on('error', (error: Error) => this.logger.debug(`depth check channel: ${error.message}`));
-      const queue = await channel.checkQueue(this.settings.PURCHASE_QUEUE);
-      const deadLetters = await channel.checkQueue(this.settings.DEAD_LETTER_QUEUE);
+      const [queue, deadLetters] = await withScratchChannel(connection, async (channel) => [
+        await channel.checkQueue(this.settings.PURCHASE_QUEUE),
+        await channel.checkQueue(this.settings.DEAD_LETTER_QUEUE),
+      ]);
       this.metrics.queueDepths(queue.queue, queue.messageCount, deadLetters.queue, deadLetters.messageCount);
     } catch (error) {
       // 404 before the topology is declared (start-up, or right after a queue was deleted) is expected.
       const notYetDeclared = (error as { code?: number }).code === 404;
       const log = notYetDeclared ? this.logger.debug.bind(this.logger) : this.logger.warn.bind(this.logger);
       log(`queue depth check failed: ${(error as Error).message}`);
-    } finally {
-      await channel
-        ?.close()
-        .catch((error: Error) => this.logger.debug(`closing depth check channel: ${error.message}`));
     }
   }
 }

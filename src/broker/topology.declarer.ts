@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
-import type { Channel, ChannelModel } from 'amqplib';
+import type { ChannelModel } from 'amqplib';
+import { withScratchChannel } from './scratch-channel.js';
 import type { QueueDeclaration } from './topology.js';
 
 /** What the broker said about one queue of the topology at start-up or after a reconnect. */
@@ -31,12 +32,12 @@ export class TopologyDeclarer {
   }
 
   private async applyOne(owner: ChannelOwner, queue: QueueDeclaration): Promise<QueueFound> {
-    const existing = await this.withScratchChannel(owner, (channel) => channel.checkQueue(queue.name)).catch(
-      (error: { code?: number }) => {
-        if (error.code === 404) return undefined;
-        throw error;
-      },
-    );
+    const existing = await withScratchChannel(owner.connection, (channel) =>
+      channel.checkQueue(queue.name),
+    ).catch((error: { code?: number }) => {
+      if (error.code === 404) return undefined;
+      throw error;
+    });
     if (existing) {
       this.logger.log(
         `using existing ${queue.role} queue ${queue.name} as it was declared ` +
@@ -49,7 +50,7 @@ export class TopologyDeclarer {
         consumerCount: existing.consumerCount,
       };
     }
-    const declared = await this.withScratchChannel(owner, (channel) =>
+    const declared = await withScratchChannel(owner.connection, (channel) =>
       channel.assertQueue(queue.name, queue.options),
     );
     this.logger.log(
@@ -61,22 +62,5 @@ export class TopologyDeclarer {
       messageCount: declared.messageCount,
       consumerCount: declared.consumerCount,
     };
-  }
-
-  private async withScratchChannel<T>(
-    owner: ChannelOwner,
-    work: (channel: Channel) => Promise<T>,
-  ): Promise<T> {
-    if (!owner.connection) throw new Error('not connected to the broker');
-    const channel = await owner.connection.createChannel();
-    // A failed check closes the channel and also emits `error`; the rejection of `work` already carries
-    // that error to the caller, so the event needs no second handling.
-    channel.on('error', () => undefined);
-    try {
-      return await work(channel);
-    } finally {
-      // After a failed check the broker has closed this channel already; closing it again is a no-op.
-      await channel.close().catch(() => undefined);
-    }
   }
 }

@@ -34,7 +34,6 @@ export function setTracingActive(on: boolean): void {
   active = on;
 }
 
-/** Whether the environment asks for traces (`OTEL_TRACES_EXPORTER` names an exporter other than none). */
 /** The exporters the tracing SDK knows (src/observability/tracing-sdk.ts), and `none`. */
 export const TRACES_EXPORTERS = ['otlp', 'console'] as const;
 
@@ -43,6 +42,7 @@ export function unknownTracesExporters(env: NodeJS.ProcessEnv): string[] {
   return tracesExporters(env).filter((name) => !(TRACES_EXPORTERS as readonly string[]).includes(name));
 }
 
+/** Whether the environment asks for traces (`OTEL_TRACES_EXPORTER` names an exporter other than none). */
 export function tracesRequested(env: NodeJS.ProcessEnv): boolean {
   return tracesExporters(env).length > 0;
 }

@@ -165,19 +165,8 @@ export class WorkerMetrics {
     this.outcomeCounters[outcome].inc(count);
   }
 
-  /** Messages handed back to the broker for redelivery so far. */
-  async retriedCount(): Promise<number> {
-    const { values } = await this.messages.get();
-    return values.find((value) => value.labels.outcome === 'retried')?.value ?? 0;
-  }
-
   ackFrameSent(): void {
     this.ackFrames.inc();
-  }
-
-  /** Ack frames sent so far. */
-  async ackFramesSent(): Promise<number> {
-    return (await this.ackFrames.get()).values[0]?.value ?? 0;
   }
 
   /** Starts the per-queue series at 0, so that dashboards and alerts see them before anything happens. */

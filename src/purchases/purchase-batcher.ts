@@ -91,11 +91,6 @@ export class PurchaseBatcher<T> {
     private readonly onSettled: SettledListener<T>,
   ) {}
 
-  /** Purchases accepted and not yet resolved. */
-  get size(): number {
-    return this.pending.length + this.ready.reduce((sum, batch) => sum + batch.length, 0) + this.inFlight;
-  }
-
   /** Takes a purchase into the next batch; its outcome comes through `onSettled` with its batch. */
   submit(purchase: Purchase, token: T, trace?: SpanContext): void {
     this.pending.push({ purchase, token, trace });

@@ -185,3 +185,12 @@ export function purchase(overrides: Partial<PurchaseBody> = {}): PurchaseBody {
     ...overrides,
   };
 }
+
+/** The sum of a metric's samples on the worker's /metrics whose labels contain `labels`. */
+export async function scrapedMetric(worker: RunningWorker, name: string, labels = ''): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${worker.port}/metrics`)).text();
+  return text
+    .split('\n')
+    .filter((line) => line.startsWith(name) && line.includes(labels) && !line.startsWith('#'))
+    .reduce((sum, line) => sum + Number(line.slice(line.lastIndexOf(' ') + 1)), 0);
+}
