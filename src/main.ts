@@ -1,6 +1,6 @@
 import 'reflect-metadata';
 import { readCommandLine } from './command-line.js';
-import { InvalidSettingsError, parseSettings, type Settings } from './config/settings.js';
+import { InvalidSettingsError, parseSettings, quotedValue, type Settings } from './config/settings.js';
 import { redactCredentials } from './common/log-redaction.js';
 import { tracesRequested, unknownTracesExporters } from './observability/tracing.js';
 
@@ -15,8 +15,8 @@ function readSettings(): Settings {
     const unknownExporters = unknownTracesExporters(process.env);
     if (unknownExporters.length > 0) {
       throw new InvalidSettingsError([
-        `OTEL_TRACES_EXPORTER=${JSON.stringify(process.env.OTEL_TRACES_EXPORTER)}: unknown exporter ` +
-          `${unknownExporters.map((name) => JSON.stringify(name)).join(', ')} (otlp, console or none)`,
+        `OTEL_TRACES_EXPORTER=${quotedValue(process.env.OTEL_TRACES_EXPORTER ?? '')}: unknown exporter ` +
+          `${unknownExporters.map(quotedValue).join(', ')} (otlp, console or none)`,
       ]);
     }
     return parseSettings(process.env);

@@ -60,6 +60,14 @@ describe('the worker command line', () => {
     expect(result.stderr).toContain('"zipkn"');
   });
 
+  it('names a hostile exporter escaped, never writing its control characters to the terminal', async () => {
+    const result = await runWith({ OTEL_TRACES_EXPORTER: `otlp,\u001b[2J\u202ezipkin${'x'.repeat(50_000)}` });
+    expect(result.code).toBe(78);
+    expect(result.stderr).toContain('OTEL_TRACES_EXPORTER');
+    expect(['\u001b', '\u202e'].some((raw) => result.stderr.includes(raw))).toBe(false);
+    expect(result.stderr.length).toBeLessThan(2000);
+  });
+
   it('refuses an unknown option or argument with exit code 1 and says which', async () => {
     const unknownOption = await run('--prefetch=5');
     expect({ code: unknownOption.code, stderr: unknownOption.stderr }).toEqual({

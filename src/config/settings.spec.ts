@@ -79,4 +79,19 @@ describe('parseSettings', () => {
     expect(parseSettings({ DB_PREPARED_STATEMENTS: 'false' }).DB_PREPARED_STATEMENTS).toBe(false);
     expect(() => parseSettings({ DB_PREPARED_STATEMENTS: 'sometimes' })).toThrow(/DB_PREPARED_STATEMENTS/);
   });
+
+  it('quotes a bad value without its control or bidi characters, and cut short', () => {
+    const hostile = `\u001b[2J\u202e${'9'.repeat(100_000)}`;
+    const failure = (() => {
+      try {
+        parseSettings({ PREFETCH: hostile });
+      } catch (error) {
+        return error as Error;
+      }
+      return undefined;
+    })();
+    expect(failure?.message).toContain('PREFETCH=');
+    expect(['\u001b', '\u202e'].some((raw) => (failure?.message ?? '\u001b').includes(raw))).toBe(false);
+    expect(failure?.message.length).toBeLessThan(500);
+  });
 });

@@ -1,6 +1,7 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
 import { nodeListProblems } from '../common/broker-nodes.js';
+import { safeText } from '../common/safe-text.js';
 
 /**
  * Every setting of the worker, read from the environment: one line of meaning, its unit and its default.
@@ -133,8 +134,16 @@ export function parseSettings(env: NodeJS.ProcessEnv): Settings {
     parsed.error.issues.map((issue) => {
       const name = issue.path.join('.');
       // A connection URL may carry a password: name the setting, never echo its value.
-      const shown = name.endsWith('_URL') ? ' (value hidden)' : `=${JSON.stringify(env[name] ?? '')}`;
+      const shown = name.endsWith('_URL') ? ' (value hidden)' : `=${quotedValue(env[name] ?? '')}`;
       return `${name}${shown}: ${issue.message}`;
     }),
   );
+}
+
+/**
+ * A setting's value as an error message shows it: quoted, at most 100 characters, without the control and
+ * bidi characters that would rewrite an operator's terminal.
+ */
+export function quotedValue(value: string): string {
+  return JSON.stringify(safeText(value, 100));
 }
