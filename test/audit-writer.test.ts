@@ -54,6 +54,21 @@ describe('the audit trail on PostgreSQL', () => {
     expect((await rowsOf('quoted'))[0]?.details).toEqual({ reason: 'the text \\u0000 stays' });
   });
 
+  it('writes each event with its own time, whether the events share one Date or not', async () => {
+    const first = new Date('2026-11-27T10:00:00.001Z');
+    const second = new Date('2026-11-27T10:00:05.002Z');
+    const times = [first, first, second, first, new Date(second.getTime())];
+    await new AuditWriter(prisma).write(
+      times.map((createdAt, index) => event(`times-${index}`, { createdAt })),
+    );
+    const rows = await sql.query<{ created_at: Date }>(
+      "SELECT created_at FROM audit_logs WHERE user_id LIKE 'times-%' ORDER BY user_id",
+    );
+    expect(rows.rows.map((row) => row.created_at.toISOString())).toEqual(
+      times.map((time) => time.toISOString()),
+    );
+  });
+
   it('isolates the one event the database refuses and writes it reduced, the rest as they were', async () => {
     const registry = new Registry();
     const trail = new AuditTrail(
