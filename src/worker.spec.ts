@@ -41,7 +41,9 @@ function workerOnFakes(options: { hangingDatabase?: boolean; failing?: string[] 
   const orders = {
     insert: (rows: readonly unknown[]) => {
       calls.push(`insert ${rows.length} orders`);
-      return options.hangingDatabase ? new Promise<never>(() => undefined) : Promise.resolve(new Map());
+      return options.hangingDatabase
+        ? new Promise<never>(() => undefined)
+        : Promise.resolve({ isNew: [], committedAt: undefined });
     },
   };
   const audit = { record: () => undefined, close: step('audit.close') };

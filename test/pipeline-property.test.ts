@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { GetMessage, Options } from 'amqplib';
 import fc from 'fast-check';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { orderKey } from '../src/database/order.writer.js';
+import { orderKey } from './support/order-key.js';
 import { parsePurchase, type ParseResult } from '../src/purchases/purchase.schema.js';
 import type { RunningWorker } from '../src/worker.module.js';
 import { waitFor } from './support/harness.js';

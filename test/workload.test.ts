@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { createHash } from 'node:crypto';
-import { orderKey } from '../src/database/order.writer.js';
+import { orderKey } from './support/order-key.js';
 import { parsePurchase } from '../src/purchases/purchase.schema.js';
 import { generateWorkload, POISON_KINDS, workloadBodies, type WorkloadOptions } from '../scripts/workload.js';
 

@@ -3,7 +3,8 @@ import { Registry } from 'prom-client';
 import { holdsWithin } from '../../test/support/holds-within.js';
 import { CircuitBreaker } from '../database/circuit-breaker.js';
 import { WorkerMetrics } from '../observability/worker-metrics.js';
-import { type InsertedOrders, orderKey } from '../database/order.writer.js';
+import { orderKey } from '../../test/support/order-key.js';
+import type { InsertedOrders } from '../database/order.writer.js';
 import type { Settled } from './outcome.js';
 import { type BatcherOptions, type OrderInserter, PurchaseBatcher } from './purchase-batcher.js';
 import type { Purchase } from './purchase.schema.js';
@@ -19,13 +20,19 @@ class HeldInserter implements OrderInserter {
     this.mostOpenAtOnce = Math.max(this.mostOpenAtOnce, this.open);
     await new Promise<void>((resolve) => this.releases.push(resolve));
     this.open--;
-    return new Map(purchases.map((purchase) => [orderKey(purchase), new Date()]));
+    return allNew(purchases);
   }
 
   releaseAll(): void {
     for (const release of this.releases.splice(0)) release();
   }
 }
+
+/** Every order of the batch is new. */
+const allNew = (purchases: readonly Purchase[]): InsertedOrders => ({
+  isNew: purchases.map(() => true),
+  committedAt: new Date(),
+});
 
 const options: BatcherOptions = {
   maxBatchSize: 10,
@@ -80,7 +87,7 @@ describe('PurchaseBatcher', () => {
     const recording: OrderInserter = {
       insert: (purchases) => {
         inserted.push(purchases.map(orderKey));
-        return Promise.resolve(new Map(purchases.map((item) => [orderKey(item), new Date()])));
+        return Promise.resolve(allNew(purchases));
       },
     };
     const calls: Settled<string>[][] = [];
@@ -116,7 +123,7 @@ describe('PurchaseBatcher', () => {
         attempts++;
         if (attempts === 1)
           return Promise.reject(Object.assign(new Error('connection lost'), { code: 'ECONNRESET' }));
-        return Promise.resolve(new Map(purchases.map((item) => [orderKey(item), new Date()])));
+        return Promise.resolve(allNew(purchases));
       },
     };
     const calls: Settled<string>[][] = [];

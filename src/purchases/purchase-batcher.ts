@@ -8,7 +8,7 @@ import { backoffDelayMs, sleep } from '../common/backoff.js';
 import { ShutdownInterruptedError } from '../common/shutdown-signal.js';
 import type { CircuitBreaker } from '../database/circuit-breaker.js';
 import type { WorkerMetrics } from '../observability/worker-metrics.js';
-import { type InsertedOrders, orderKey } from '../database/order.writer.js';
+import { compareOrderKeys, type InsertedOrders } from '../database/order.writer.js';
 import type { Span, SpanContext } from '@opentelemetry/api';
 import { contextOf, inChildSpan, startBatchSpan, tracingActive } from '../observability/tracing.js';
 import type { Outcome, Settled, SettledListener } from './outcome.js';
@@ -50,14 +50,17 @@ export class OrderBatchError extends Error {
   }
 }
 
-/** A purchase with its order key, computed once. */
-interface Candidate {
-  key: string;
-  purchase: Purchase;
-}
+/**
+ * What became of one distinct order of a batch: written (new or existing), refused by the database (a
+ * rejection outcome), or an error to hand back to the broker.
+ */
+type WriteResult = Written | Outcome | Error;
 
-/** Per order key: the insert's result, a rejection (the database refuses the row), or an error to hand back. */
-type WriteResult = { inserted: boolean; committedAt: Date } | Outcome | Error;
+/** Shared by every order of one INSERT: it holds no per-order state. */
+interface Written {
+  inserted: boolean;
+  committedAt: Date;
+}
 
 interface Pending<T> {
   purchase: Purchase;
@@ -165,30 +168,35 @@ export class PurchaseBatcher<T> {
   }
 
   private async writeBatch(batch: Pending<T>[], span: Span | undefined): Promise<Settled<T>[]> {
-    // One INSERT row per order key: the first purchase of a key is the candidate, the rest of the batch
-    // with that key are duplicates of it whatever the database says.
-    const keys = batch.map(({ purchase }) => orderKey(purchase));
-    const candidates = new Map<string, Candidate>();
-    batch.forEach(({ purchase }, index) => {
-      const key = keys[index] as string;
-      if (!candidates.has(key)) candidates.set(key, { key, purchase });
-    });
-    // Rows in key order: two batches with overlapping keys then wait on each other in the same order, never
-    // in opposite orders (a deadlock, 40P01, between workers of a fleet).
-    const ordered = [...candidates.values()].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-    const results = await this.writeIsolatingFailures(ordered, 1, span);
-    const claimed = new Set<string>();
+    // One INSERT row per order key, in key order (the order the writer locks them in). The sort is stable, so
+    // the first purchase of a key in the batch is the one written; the rest of the batch with that key are
+    // duplicates of it whatever the database says.
+    const purchaseAt = (index: number) => (batch[index] as Pending<T>).purchase;
+    const byKey = batch
+      .map((_, index) => index)
+      .sort((a, b) => compareOrderKeys(purchaseAt(a), purchaseAt(b)));
+    const candidates: Purchase[] = [];
+    const candidateOf = new Array<number>(batch.length);
+    const writtenFirst = new Array<boolean>(batch.length).fill(false);
+    let previous: Purchase | undefined;
+    for (const index of byKey) {
+      const purchase = purchaseAt(index);
+      if (!previous || compareOrderKeys(purchase, previous) !== 0) {
+        candidates.push(purchase);
+        writtenFirst[index] = true;
+        previous = purchase;
+      }
+      candidateOf[index] = candidates.length - 1;
+    }
+    const results = new Array<WriteResult>(candidates.length);
+    await this.writeIsolatingFailures(candidates, 0, results, 1, span);
     return batch.map(({ purchase, token }, index): Settled<T> => {
-      const key = keys[index] as string;
-      const result = results.get(key);
+      const result = results[candidateOf[index] as number];
       if (result === undefined || result instanceof Error || 'kind' in result) {
         return { token, outcome: this.failureOutcome(purchase, result) };
       }
-      if (result.inserted && !claimed.has(key)) {
-        claimed.add(key);
-        return { token, outcome: { kind: 'confirmed', purchase, committedAt: result.committedAt } };
-      }
-      return { token, outcome: { kind: 'duplicate', purchase, committedAt: result.committedAt } };
+      const kind = result.inserted && writtenFirst[index] ? 'confirmed' : 'duplicate';
+      return { token, outcome: { kind, purchase, committedAt: result.committedAt } };
     });
   }
 
@@ -206,43 +214,42 @@ export class PurchaseBatcher<T> {
   }
 
   /**
-   * Inserts the candidates (distinct keys), returning per key either the insert result, a rejection outcome
-   * (the database refuses this row) or the error to hand back to the broker.
+   * Inserts `candidates` (distinct keys) and sets, for each, its result at `results[offset + i]`: written, a
+   * rejection outcome (the database refuses this row) or the error to hand back to the broker.
    */
   private async writeIsolatingFailures(
-    candidates: Candidate[],
+    candidates: readonly Purchase[],
+    offset: number,
+    results: WriteResult[],
     firstAttempt: number,
     span: Span | undefined,
-  ): Promise<Map<string, WriteResult>> {
-    const results = new Map<string, WriteResult>();
-    const purchases = candidates.map((candidate) => candidate.purchase);
+  ): Promise<void> {
+    const settleAll = (result: WriteResult) => results.fill(result, offset, offset + candidates.length);
     let failedBefore = false;
     for (let attempt = firstAttempt; ; attempt++) {
       // Shutting down: a first attempt still runs (the drain writes what is gathered), a retry does not wait.
       if (this.abandoned || (failedBefore && this.options.signal?.aborted)) {
-        const error = new ShutdownInterruptedError('the worker shut down before this purchase was written');
-        for (const { key } of candidates) results.set(key, error);
-        return results;
+        settleAll(new ShutdownInterruptedError('the worker shut down before this purchase was written'));
+        return;
       }
       await this.breaker.whenClosed();
       const started = performance.now();
       try {
-        const inserted = await inChildSpan(span, 'orders insert', () => this.orders.insert(purchases));
-        this.metrics.batchWritten(purchases.length, (performance.now() - started) / 1000);
+        const { isNew, committedAt } = await inChildSpan(span, 'orders insert', () =>
+          this.orders.insert(candidates),
+        );
+        this.metrics.batchWritten(candidates.length, (performance.now() - started) / 1000);
         this.breaker.recordSuccess();
-        const now = new Date();
-        for (const { key } of candidates) {
-          const committedAt = inserted.get(key);
-          results.set(key, {
-            inserted: committedAt !== undefined,
-            committedAt: committedAt ?? now,
-          });
+        const existing: Written = { inserted: false, committedAt: committedAt ?? new Date() };
+        const inserted: Written = { inserted: true, committedAt: existing.committedAt };
+        for (let index = 0; index < candidates.length; index++) {
+          results[offset + index] = isNew[index] ? inserted : existing;
         }
-        return results;
+        return;
       } catch (cause) {
         failedBefore = true;
         const kind = classifyDatabaseError(cause);
-        const error = new OrderBatchError(purchases, attempt, databaseErrorCode(cause), { cause });
+        const error = new OrderBatchError(candidates, attempt, databaseErrorCode(cause), { cause });
         this.metrics.batchFailed(error.code);
         if (kind === 'transient') {
           // The database is away or busy: the same batch will succeed later. Wait, never dead-letter.
@@ -251,35 +258,35 @@ export class PurchaseBatcher<T> {
           await this.backOff(attempt);
           continue;
         }
-        if (purchases.length > 1) {
+        if (candidates.length > 1) {
           // Some row of this batch is refused: split until the refused one stands alone.
           const middle = Math.ceil(candidates.length / 2);
-          const [left, right] = await Promise.all([
-            this.writeIsolatingFailures(candidates.slice(0, middle), attempt, span),
-            this.writeIsolatingFailures(candidates.slice(middle), attempt, span),
+          await Promise.all([
+            this.writeIsolatingFailures(candidates.slice(0, middle), offset, results, attempt, span),
+            this.writeIsolatingFailures(candidates.slice(middle), offset + middle, results, attempt, span),
           ]);
-          return new Map([...left, ...right]);
+          return;
         }
-        const [{ key: onlyKey, purchase: only }] = candidates as [Candidate];
+        const [only] = candidates as [Purchase];
         if (kind === 'poison') {
           // The reporter logs the rejection with the message's identifiers.
           this.logger.debug(`database refused sale ${only.saleId}, user ${only.userId}: ${error.message}`);
-          results.set(onlyKey, {
+          results[offset] = {
             kind: 'rejected',
             purchase: only,
             rejection: {
               code: 'REFUSED_BY_DATABASE',
               reason: `database refused the order (${error.code ?? 'no code'}): ${databaseErrorMessage(cause)}`,
             },
-          });
-          return results;
+          };
+          return;
         }
         if (attempt >= this.options.maxAttempts) {
           this.logger.debug(
             `giving sale ${only.saleId}, user ${only.userId} back to the broker: ${error.message}`,
           );
-          results.set(onlyKey, error);
-          return results;
+          results[offset] = error;
+          return;
         }
         await this.backOff(attempt);
       }

@@ -7,7 +7,7 @@ import { WorkerMetrics } from '../observability/worker-metrics.js';
 import type { Settled } from './outcome.js';
 import type { OrderInserter } from './purchase-batcher.js';
 import { PurchasePipeline } from './purchase.pipeline.js';
-import { orderKey } from '../database/order.writer.js';
+import { orderKey } from '../../test/support/order-key.js';
 import type { Purchase } from './purchase.schema.js';
 
 const SALE_ID = '7f1d2c7e-5b8a-4c1e-9a55-3c2b7d9e0f11';
@@ -19,13 +19,13 @@ class MemoryOrders implements OrderInserter {
 
   insert(purchases: readonly Purchase[]) {
     this.inserts++;
-    const inserted = new Map<string, Date>();
-    for (const purchase of purchases) {
+    const isNew = purchases.map((purchase) => {
       const key = orderKey(purchase);
-      if (!this.keys.has(key)) inserted.set(key, new Date());
+      const added = !this.keys.has(key);
       this.keys.add(key);
-    }
-    return Promise.resolve(inserted);
+      return added;
+    });
+    return Promise.resolve({ isNew, committedAt: isNew.includes(true) ? new Date() : undefined });
   }
 }
 
