@@ -6,7 +6,28 @@ import { safeText } from '../common/safe-text.js';
  * from it, and the reasons a message is rejected. Everything else imports it.
  */
 const USER_ID_MAX_CHARACTERS = 255;
-const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** A UUID in its 8-4-4-4-12 hex form, either case (read a character at a time: no expression, no copy). */
+function isUuid(value: string): boolean {
+  if (value.length !== 36) return false;
+  for (let index = 0; index < 36; index++) {
+    const code = value.charCodeAt(index);
+    if (index === 8 || index === 13 || index === 18 || index === 23) {
+      if (code !== 0x2d) return false; // '-'
+    } else if (!isHexDigit(code)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+function isHexDigit(code: number): boolean {
+  return (
+    (code >= 0x30 && code <= 0x39) || // 0-9
+    (code >= 0x61 && code <= 0x66) || // a-f
+    (code >= 0x41 && code <= 0x46) // A-F
+  );
+}
 // ISO 8601 date-time with an explicit zone: a purchase time without one is ambiguous.
 const ISO_DATE_TIME =
   /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/i;
@@ -43,8 +64,7 @@ function isCalendarDateTime(value: string): boolean {
 const noNul = (value: string) => !value.includes('\u0000');
 // A lone UTF-16 surrogate has no UTF-8 form: the database would store U+FFFD in its place, and two different
 // userIds could then collapse onto one order.
-const LONE_SURROGATE = /\p{Cs}/u;
-const wellFormed = (value: string) => !LONE_SURROGATE.test(value);
+const wellFormed = (value: string) => value.isWellFormed();
 // PostgreSQL refuses year 0 (1 BC) as the driver sends it; no purchase is that old anyway.
 const EARLIEST_PURCHASE_MS = Date.parse('0001-01-01T00:00:00Z');
 const notBeforeYearOne = (value: string) => {
@@ -60,7 +80,7 @@ const withinLength = (value: string) =>
 export const purchaseSchema = z.object({
   saleId: z
     .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') })
-    .regex(UUID_PATTERN, 'must be a UUID')
+    .refine(isUuid, 'must be a UUID')
     .transform((value) => value.toLowerCase()),
   userId: z
     .string({ error: (issue) => (issue.input === undefined ? 'is required' : 'must be a string') })
@@ -85,13 +105,66 @@ export type Purchase = z.output<typeof purchaseSchema>;
  */
 export function validPurchase(body: object): Purchase | undefined {
   const { saleId, userId, timestamp } = body as Record<string, unknown>;
-  if (typeof saleId !== 'string' || !UUID_PATTERN.test(saleId)) return undefined;
+  if (typeof saleId !== 'string' || !isUuid(saleId)) return undefined;
   if (typeof userId !== 'string' || !nonEmpty(userId) || !withinLength(userId)) return undefined;
   if (!noNul(userId) || !wellFormed(userId)) return undefined;
-  if (typeof timestamp !== 'string' || !hasCalendarFields(timestamp)) return undefined;
-  const ms = Date.parse(timestamp); // once: the checks of isCalendarDateTime and notBeforeYearOne, and the Date
+  if (typeof timestamp !== 'string') return undefined;
+  let ms = canonicalTimestampMs(timestamp);
+  if (ms === undefined) {
+    if (!hasCalendarFields(timestamp)) return undefined;
+    ms = Date.parse(timestamp); // once: the checks of isCalendarDateTime and notBeforeYearOne, and the Date
+  }
   if (Number.isNaN(ms) || ms < EARLIEST_PURCHASE_MS) return undefined;
   return { saleId: saleId.toLowerCase(), userId, timestamp: new Date(ms) };
+}
+
+const CANONICAL_FORM = 'YYYY-MM-DDTHH:MM:SS.sssZ';
+const CANONICAL_LENGTH = CANONICAL_FORM.length;
+/** [position, character code] of each separator of the canonical form. */
+const CANONICAL_SEPARATORS: readonly (readonly [number, number])[] = [...CANONICAL_FORM]
+  .map((char, index) => [index, char.charCodeAt(0)] as const)
+  .filter(([index]) => !'YMDHSs'.includes(CANONICAL_FORM[index] as string));
+
+/**
+ * The epoch milliseconds of a timestamp in the form `Date.prototype.toISOString` writes
+ * (YYYY-MM-DDTHH:MM:SS.sssZ, a year from 0100), read a character at a time: what `Date.parse` gives it, NaN
+ * when a field is out of its calendar range (30 February, hour 24). Undefined for every other form, which the
+ * expression and `Date.parse` read instead.
+ */
+function canonicalTimestampMs(value: string): number | undefined {
+  if (value.length !== CANONICAL_LENGTH) return undefined;
+  for (const [index, code] of CANONICAL_SEPARATORS) if (value.charCodeAt(index) !== code) return undefined;
+  const year = digits(value, 0, 4);
+  const month = digits(value, 5, 2);
+  const day = digits(value, 8, 2);
+  const hour = digits(value, 11, 2);
+  const minute = digits(value, 14, 2);
+  const second = digits(value, 17, 2);
+  const millisecond = digits(value, 20, 3);
+  // Date.UTC reads a year below 100 as 19xx: such years take the general path.
+  if (year < 100 || month < 0 || day < 0 || hour < 0 || minute < 0 || second < 0 || millisecond < 0) {
+    return undefined;
+  }
+  const inCalendar =
+    month >= 1 &&
+    month <= 12 &&
+    day >= 1 &&
+    day <= daysInMonth(year, month) &&
+    hour <= 23 &&
+    minute <= 59 &&
+    second <= 59;
+  return inCalendar ? Date.UTC(year, month - 1, day, hour, minute, second, millisecond) : NaN;
+}
+
+/** The number written by `count` ASCII digits from `start`, or -1 when one of them is not a digit. */
+function digits(value: string, start: number, count: number): number {
+  let number = 0;
+  for (let index = start; index < start + count; index++) {
+    const digit = value.charCodeAt(index) - 0x30;
+    if (digit < 0 || digit > 9) return -1;
+    number = number * 10 + digit;
+  }
+  return number;
 }
 
 /** Why a message was rejected: a stable code for counting and a sentence a person understands. */
@@ -136,7 +209,12 @@ export function parsePurchase(body: Buffer, contentType: string | undefined, max
   if (body.length > maxBytes) {
     return reject('BODY_TOO_LARGE', `body is ${body.length} bytes, over the limit of ${maxBytes} bytes`);
   }
-  if (contentType !== undefined && contentType !== '' && !JSON_CONTENT_TYPE.test(contentType)) {
+  if (
+    contentType !== undefined &&
+    contentType !== '' &&
+    contentType !== 'application/json' &&
+    !JSON_CONTENT_TYPE.test(contentType)
+  ) {
     return reject(
       'WRONG_CONTENT_TYPE',
       `content type is "${safeText(contentType, 100)}", expected application/json`,
@@ -148,11 +226,11 @@ export function parsePurchase(body: Buffer, contentType: string | undefined, max
   } catch {
     return reject('INVALID_UTF8', 'body is not valid UTF-8');
   }
-  if (text.trim() === '') return reject('NOT_JSON', 'body is empty');
   let value: unknown;
   try {
     value = JSON.parse(text);
   } catch (error) {
+    if (text.trim() === '') return reject('NOT_JSON', 'body is empty');
     return reject('NOT_JSON', `body is not JSON: ${(error as Error).message}`);
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
