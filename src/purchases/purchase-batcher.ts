@@ -240,8 +240,9 @@ export class PurchaseBatcher<T> {
         );
         this.metrics.batchWritten(candidates.length, (performance.now() - started) / 1000);
         this.breaker.recordSuccess();
-        const existing: Written = { inserted: false, committedAt: committedAt ?? new Date() };
-        const inserted: Written = { inserted: true, committedAt: existing.committedAt };
+        // A duplicate is committed as of now; a new order as of its INSERT's commit.
+        const existing: Written = { inserted: false, committedAt: new Date() };
+        const inserted: Written = { inserted: true, committedAt: committedAt ?? existing.committedAt };
         for (let index = 0; index < candidates.length; index++) {
           results[offset + index] = isNew[index] ? inserted : existing;
         }

@@ -28,6 +28,7 @@ function isHexDigit(code: number): boolean {
     (code >= 0x41 && code <= 0x46) // A-F
   );
 }
+
 // ISO 8601 date-time with an explicit zone: a purchase time without one is ambiguous.
 const ISO_DATE_TIME =
   /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/i;
