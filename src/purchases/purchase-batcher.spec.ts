@@ -148,4 +148,29 @@ describe('PurchaseBatcher', () => {
     expect(await holdsWithin(() => calls.length === 2)).toBe(true);
     expect(calls[1]?.map(({ token, outcome }) => `${token}:${outcome.kind}`)).toEqual(['drained:confirmed']);
   });
+
+  it('dates a new order by its commit and a duplicate by when the INSERT answered', async () => {
+    const commit = new Date('2026-11-27T10:00:00.000Z');
+    const oneNew: OrderInserter = {
+      insert: (purchases) =>
+        Promise.resolve({ isNew: purchases.map((_, index) => index === 0), committedAt: commit }),
+    };
+    const calls: Settled<string>[][] = [];
+    const batcher = new PurchaseBatcher<string>(
+      oneNew,
+      breaker(),
+      new WorkerMetrics(new Registry()),
+      { ...options, maxBatchSize: 2 },
+      (batch) => calls.push(batch),
+    );
+    const before = Date.now();
+    batcher.submit(purchase(1), 'new');
+    batcher.submit(purchase(2), 'existing');
+    expect(await holdsWithin(() => calls.length === 1)).toBe(true);
+    const [created, existing] = calls[0] as [Settled<string>, Settled<string>];
+    expect(created.outcome).toMatchObject({ kind: 'confirmed', committedAt: commit });
+    expect(existing.outcome.kind).toBe('duplicate');
+    const answeredAt = existing.outcome.kind === 'duplicate' ? existing.outcome.committedAt.getTime() : 0;
+    expect(answeredAt).toBeGreaterThanOrEqual(before);
+  });
 });
