@@ -7,6 +7,7 @@ import amqp, {
   type Options,
 } from 'amqplib';
 import { redactCredentials } from '../../common/log-redaction.js';
+import { sleep } from '../../common/backoff.js';
 import {
   bodyPreview,
   rejectedAtDeliveryOf,
@@ -95,6 +96,10 @@ export class ReplayError extends Error {
   }
 }
 
+/** How long `list` waits, at most, for the messages it looked at to be back in the queue, and how often it looks. */
+const RETURN_WAIT_MS = 5_000;
+const RETURN_POLL_MS = 25;
+
 /**
  * The operator's view of the dead-letter queue: list what is there and why without taking it off, replay
  * messages to the purchase queue, purge. Every message taken off the DLQ is acked only after its copy is
@@ -169,6 +174,10 @@ export class DeadLetterAdmin {
         if (samples.length < sampleCount) samples.push(sampleOf(message, reason, previewCharacters));
       }
     });
+    // The broker puts back what the closed channel held while it cleans the channel up, after the close itself
+    // (a quorum queue through its log): wait for that, so that a `replay` or a depth read right after this
+    // listing finds every message where it was.
+    if (inspected > 0) await this.untilDepthAtLeast(queue, messageCount);
     const byCount = [...reasons.values()].sort(
       (a, b) => b.count - a.count || a.reason.localeCompare(b.reason),
     );
@@ -219,6 +228,12 @@ export class DeadLetterAdmin {
 
   close(): Promise<void> {
     return this.connection.close();
+  }
+
+  /** Waits until `queue` holds `count` ready messages, or RETURN_WAIT_MS (another client may have taken some). */
+  private async untilDepthAtLeast(queue: string, count: number): Promise<void> {
+    const deadline = Date.now() + RETURN_WAIT_MS;
+    while ((await this.depth(queue)) < count && Date.now() < deadline) await sleep(RETURN_POLL_MS);
   }
 
   /** Runs `work` on a fresh channel, then closes it: what it took unacked goes back to its queue. */
