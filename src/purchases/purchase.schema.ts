@@ -40,22 +40,31 @@ function daysInMonth(year: number, month: number): number {
   return month === 2 && leap ? 29 : (DAYS_IN_MONTH[month - 1] ?? 0);
 }
 
-/** The form of an ISO 8601 date-time with a zone, and a day, hour, minute and second that exist. */
-function hasCalendarFields(value: string): boolean {
-  const match = ISO_DATE_TIME.exec(value);
-  if (!match) return false;
-  const year = Number(match[1]);
-  const month = Number(match[2]);
-  const day = Number(match[3]);
+/** A month, day, hour, minute and second that exist (fields already known to be whole and not negative). */
+function inCalendar(year: number, month: number, day: number, hour: number, minute: number, second: number) {
   return (
     month >= 1 &&
     month <= 12 &&
     day >= 1 &&
     day <= daysInMonth(year, month) &&
-    Number(match[4]) <= 23 &&
-    Number(match[5]) <= 59 &&
-    Number(match[6] ?? 0) <= 59
+    hour <= 23 &&
+    minute <= 59 &&
+    second <= 59
   );
+}
+
+/** The form of an ISO 8601 date-time with a zone, and a day, hour, minute and second that exist. */
+function hasCalendarFields(value: string): boolean {
+  const match = ISO_DATE_TIME.exec(value);
+  if (!match) return false;
+  const [year, month, day, hour, minute] = match.slice(1, 6).map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  return inCalendar(year, month, day, hour, minute, Number(match[6] ?? 0));
 }
 
 function isCalendarDateTime(value: string): boolean {
@@ -146,15 +155,9 @@ function canonicalTimestampMs(value: string): number | undefined {
   if (year < 100 || month < 0 || day < 0 || hour < 0 || minute < 0 || second < 0 || millisecond < 0) {
     return undefined;
   }
-  const inCalendar =
-    month >= 1 &&
-    month <= 12 &&
-    day >= 1 &&
-    day <= daysInMonth(year, month) &&
-    hour <= 23 &&
-    minute <= 59 &&
-    second <= 59;
-  return inCalendar ? Date.UTC(year, month - 1, day, hour, minute, second, millisecond) : NaN;
+  return inCalendar(year, month, day, hour, minute, second)
+    ? Date.UTC(year, month - 1, day, hour, minute, second, millisecond)
+    : NaN;
 }
 
 /** The number written by `count` ASCII digits from `start`, or -1 when one of them is not a digit. */
