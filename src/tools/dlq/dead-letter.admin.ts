@@ -8,6 +8,7 @@ import amqp, {
 } from 'amqplib';
 import { redactCredentials } from '../../common/log-redaction.js';
 import { sleep } from '../../common/backoff.js';
+import { withScratchChannel } from '../../broker/scratch-channel.js';
 import {
   bodyPreview,
   rejectedAtDeliveryOf,
@@ -237,14 +238,8 @@ export class DeadLetterAdmin {
   }
 
   /** Runs `work` on a fresh channel, then closes it: what it took unacked goes back to its queue. */
-  private async withChannel<T>(work: (channel: Channel) => Promise<T>): Promise<T> {
-    const channel = await this.connection.createChannel();
-    const closed = watchClose(channel);
-    try {
-      return await work(channel);
-    } finally {
-      if (!closed()) await channel.close();
-    }
+  private withChannel<T>(work: (channel: Channel) => Promise<T>): Promise<T> {
+    return withScratchChannel(this.connection, work);
   }
 
   private async withConfirmChannel<T>(
