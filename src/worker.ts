@@ -64,7 +64,7 @@ export class Worker implements BeforeApplicationShutdown {
       settings.WORKER_ID,
     );
     broker.onReturned((message) => deadLetters.onReturned(message));
-    const settler = new MessageSettler(deadLetters, reporter, metrics, {
+    const settler = new MessageSettler(deadLetters, reporter, {
       queueType: settings.QUEUE_TYPE,
       maxDeliveries: settings.MAX_DELIVERIES,
       retryBaseMs: settings.RETRY_BASE_MS,

@@ -1,7 +1,5 @@
 import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import type { Channel, ConsumeMessage } from 'amqplib';
-import { Registry } from 'prom-client';
-import { WorkerMetrics } from '../observability/worker-metrics.js';
 import type { Outcome, OutcomeListener, Rejection, Reported } from '../purchases/outcome.js';
 import { type DeadLetterPublisher, UnroutablePublishError } from './dead-letter.publisher.js';
 import { AckCoalescer } from './ack-coalescer.js';
@@ -51,7 +49,6 @@ describe('MessageSettler', () => {
   let reported: Outcome[];
   let reports: number;
   let sentFlags: boolean[];
-  let registry: Registry;
   let tag: number;
   let live: LiveChannel;
 
@@ -77,7 +74,6 @@ describe('MessageSettler', () => {
           }
         },
       } satisfies OutcomeListener,
-      new WorkerMetrics(registry),
       { ...options, ...overrides },
     );
 
@@ -87,7 +83,6 @@ describe('MessageSettler', () => {
     reported = [];
     reports = 0;
     sentFlags = [];
-    registry = new Registry();
     tag = 0;
     live = {
       channel: channel as unknown as Channel,

@@ -1,7 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type { Context } from '@opentelemetry/api';
 import { inChildSpanSync } from '../observability/tracing.js';
-import type { WorkerMetrics } from '../observability/worker-metrics.js';
 import {
   isCommitted,
   type Outcome,
@@ -47,7 +46,6 @@ export class MessageSettler {
   constructor(
     private readonly deadLetters: DeadLetterPublisher,
     private readonly reporter: OutcomeListener,
-    private readonly metrics: WorkerMetrics,
     private readonly options: SettlerOptions,
   ) {}
 
