@@ -109,7 +109,7 @@ describe('Worker', () => {
       await worker.start();
       calls.length = 0;
       await worker.close('SIGTERM');
-      expect(shutdown.aborted).toBe(true);
+      expect(shutdown.signal.aborted).toBe(true);
       expect(calls).toEqual(['audit.close', 'depthMonitor.stop', 'broker.close', 'prisma.$disconnect']);
       expect(worker.exitCode).toBe(0);
     });

@@ -15,10 +15,6 @@ export class ShutdownSignal {
     return this.controller.signal;
   }
 
-  get aborted(): boolean {
-    return this.controller.signal.aborted;
-  }
-
   abort(reason: string): void {
     this.controller.abort(new Error(reason));
   }
