@@ -53,6 +53,19 @@ function breaker(): CircuitBreaker {
   return new CircuitBreaker(() => Promise.resolve(), { failureThreshold: 3, baseDelayMs: 1, maxDelayMs: 1 });
 }
 
+/** A batcher on `inserter` whose settled batches land in `calls`, one array per call. */
+function batcherOn<T>(inserter: OrderInserter, overrides: Partial<BatcherOptions> = {}) {
+  const calls: Settled<T>[][] = [];
+  const batcher = new PurchaseBatcher<T>(
+    inserter,
+    breaker(),
+    new WorkerMetrics(new Registry()),
+    { ...options, ...overrides },
+    (batch) => calls.push(batch),
+  );
+  return { batcher, calls };
+}
+
 describe('PurchaseBatcher', () => {
   it('writes up to maxBatchesInFlight batches at once, and no more', async () => {
     const inserter = new HeldInserter();
@@ -90,14 +103,7 @@ describe('PurchaseBatcher', () => {
         return Promise.resolve(allNew(purchases));
       },
     };
-    const calls: Settled<string>[][] = [];
-    const batcher = new PurchaseBatcher<string>(
-      recording,
-      breaker(),
-      new WorkerMetrics(new Registry()),
-      { ...options, maxBatchSize: 6 },
-      (batch) => calls.push(batch),
-    );
+    const { batcher, calls } = batcherOn<string>(recording, { maxBatchSize: 6 });
     const users = ['u-5', 'u-1', 'u-4', 'u-1', 'u-3', 'u-2'];
     for (const userId of users) batcher.submit({ ...purchase(0), userId }, userId);
     expect(await holdsWithin(() => calls.length === 1)).toBe(true);
@@ -126,14 +132,12 @@ describe('PurchaseBatcher', () => {
         return Promise.resolve(allNew(purchases));
       },
     };
-    const calls: Settled<string>[][] = [];
-    const batcher = new PurchaseBatcher<string>(
-      failingOnce,
-      breaker(),
-      new WorkerMetrics(new Registry()),
-      { ...options, maxBatchSize: 1, retryBaseMs: 60_000, retryMaxMs: 60_000, signal: shutdown.signal },
-      (batch) => calls.push(batch),
-    );
+    const { batcher, calls } = batcherOn<string>(failingOnce, {
+      maxBatchSize: 1,
+      retryBaseMs: 60_000,
+      retryMaxMs: 60_000,
+      signal: shutdown.signal,
+    });
     batcher.submit(purchase(1), 'waiting');
     expect(await holdsWithin(() => attempts === 1)).toBe(true);
 
@@ -155,14 +159,7 @@ describe('PurchaseBatcher', () => {
       insert: (purchases) =>
         Promise.resolve({ isNew: purchases.map((_, index) => index === 0), committedAt: commit }),
     };
-    const calls: Settled<string>[][] = [];
-    const batcher = new PurchaseBatcher<string>(
-      oneNew,
-      breaker(),
-      new WorkerMetrics(new Registry()),
-      { ...options, maxBatchSize: 2 },
-      (batch) => calls.push(batch),
-    );
+    const { batcher, calls } = batcherOn<string>(oneNew, { maxBatchSize: 2 });
     const before = Date.now();
     batcher.submit(purchase(1), 'new');
     batcher.submit(purchase(2), 'existing');
