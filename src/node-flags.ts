@@ -17,13 +17,14 @@
  * against 184–201 MB); the idle worker holds 3 MB more (150.6 → 153.5 MB).
  *
  * `--efficiency-mode`: V8 then compiles a function with TurboFan, its slowest and most thorough compiler, only
- * once it has run 15 000 times; until then Maglev's quicker code serves. A worker's hot path is per message
+ * once it has run 15 000 times; until then the code of Maglev, which compiles in a fraction of the time, serves. A worker's hot path is per message
  * (reading a purchase: tens of thousands of calls in a burst) or per batch (the INSERT through Prisma and
  * `pg`: a few hundred calls); without the flag TurboFan compiled both kinds on V8's background threads as
  * soon as they were warm, which was 17 % of one worker's CPU during a 60 000-message backlog (`perf`), and
  * compiled much of it again after each deoptimisation. Four alternating pairs on a 30 000-message backlog:
  * 20–21 against 21–23 µs per message (2.21–2.69× against 2.57–2.92× the bare consumer), and 172–175 against
- * 186–189 MB peak RSS (less optimised code, smaller compiler zones); on 100 000 messages still 1 µs less.
+ * 186–189 MB peak RSS (less optimised code, smaller compiler zones). On 100 000 messages the compiling is a
+ * smaller share and the two are level (19–20 µs, 229–237 MB, two pairs).
  * `--no-single-threaded-gc-in-background`: efficiency mode would also collect garbage without V8's helper
  * threads (longer pauses); this keeps the collector as it is, so the mode changes the tiering alone.
  */
