@@ -1,8 +1,20 @@
 import { describe, expect, it } from '@jest/globals';
-import { type CpuPerMessage, microsecondsPerMessage, ScenarioCpu } from '../scripts/bench/cpu-per-message.js';
+import { availableParallelism } from 'node:os';
+import {
+  busyPercent,
+  type CpuPerMessage,
+  microsecondsPerMessage,
+  ScenarioCpu,
+} from '../scripts/bench/cpu-per-message.js';
 import { ticksAt } from '../scripts/bench/cpu-sampler.js';
-import { parseProcStat } from '../scripts/bench/proc-stat.js';
-import { formatConsumerCpu, formatMicroseconds, ratios, summaryJson } from '../scripts/bench/report.js';
+import { parseHostCpu, parseProcStat } from '../scripts/bench/proc-stat.js';
+import {
+  formatConsumerCpu,
+  formatMicroseconds,
+  formatPercent,
+  ratios,
+  summaryJson,
+} from '../scripts/bench/report.js';
 import type { ScenarioName, ScenarioResult } from '../scripts/bench/scenario.js';
 
 /** A /proc/<pid>/stat line with this comm, ppid 1, utime 1234 and stime 56 ticks (fields 14 and 15). */
@@ -33,6 +45,38 @@ describe('parseProcStat', () => {
     expect(parseProcStat('')).toBeUndefined();
     expect(parseProcStat('4242 (node) S 1')).toBeUndefined();
     expect(parseProcStat('no parentheses at all')).toBeUndefined();
+  });
+});
+
+describe('parseHostCpu', () => {
+  it('adds every CPU time but idle and iowait to the busy time', () => {
+    // user nice system idle iowait irq softirq steal guest guest_nice
+    const stat = 'cpu  1000 20 300 5000 80 7 9 4 600 0\ncpu0 500 10 150 2500 40 3 4 2 300 0\nintr 1 2 3\n';
+    expect(parseHostCpu(stat)).toEqual({ busy: 1340, all: 6420 });
+  });
+
+  it('reads the four fields of an old kernel', () => {
+    expect(parseHostCpu('cpu 10 0 30 60\n')).toEqual({ busy: 40, all: 100 });
+  });
+
+  it('refuses text that does not open with the cpu line', () => {
+    expect(parseHostCpu('')).toBeUndefined();
+    expect(parseHostCpu('cpu0 1 2 3 4\n')).toBeUndefined();
+    expect(parseHostCpu('intr 1 2 3\ncpu 1 2 3 4\n')).toBeUndefined();
+    expect(parseHostCpu('cpu 1 2 x 4\n')).toBeUndefined();
+    expect(parseHostCpu('cpu 1 2\n')).toBeUndefined();
+  });
+});
+
+describe('busyPercent', () => {
+  it('is the busy ticks over all ticks, in percent', () => {
+    expect(busyPercent([95, 100])).toBe(95);
+    expect(busyPercent([0, 40])).toBe(0);
+  });
+
+  it('is null without readings or without time', () => {
+    expect(busyPercent([])).toBeNull();
+    expect(busyPercent([0, 0])).toBeNull();
   });
 });
 
@@ -80,6 +124,9 @@ describe('ScenarioCpu', () => {
     expect(perMessage?.consumerUs).toBeGreaterThan(100);
     expect(perMessage?.consumerUs).toBeLessThan(600);
     expect(perMessage).toMatchObject({ rabbitmqUs: null, postgresUs: undefined });
+    // One of the host's CPUs spun through the whole window.
+    expect(perMessage?.hostBusyPercent).toBeGreaterThan(50 / availableParallelism());
+    expect(perMessage?.hostBusyPercent).toBeLessThanOrEqual(100);
     expect(spin).toBeGreaterThan(0);
   });
 
@@ -97,6 +144,7 @@ describe('the CPU columns', () => {
     perProcessUs,
     postgresUs: 31.96,
     rabbitmqUs: null,
+    hostBusyPercent: 95.5,
   });
   const result = (scenario: ScenarioName, cpuPerMessage?: CpuPerMessage): ScenarioResult => ({
     scenario,
@@ -115,6 +163,12 @@ describe('the CPU columns', () => {
     expect(formatMicroseconds(1234.4)).toBe('1,234');
     expect(formatMicroseconds(null)).toBe('-');
     expect(formatMicroseconds(undefined)).toBe('—');
+  });
+
+  it("shows the host's busy share in whole percent, - when unreadable", () => {
+    expect(formatPercent(95.5)).toBe('96');
+    expect(formatPercent(0)).toBe('0');
+    expect(formatPercent(null)).toBe('-');
   });
 
   it("shows a fleet's sum with each worker's share after it", () => {
@@ -144,6 +198,7 @@ describe('the CPU columns', () => {
       perProcess: [79.9],
       postgres: 32,
       rabbitmq: null,
+      hostBusyPercent: 96,
       windowMs: 2000,
     });
   });

@@ -1,4 +1,4 @@
-import { CpuSampler } from './cpu-sampler.js';
+import { CpuSampler, hostTicks, processTicks } from './cpu-sampler.js';
 import { clockTicksPerSecond } from './proc-stat.js';
 
 /**
@@ -16,6 +16,11 @@ export interface CpuPerMessage {
   postgresUs?: number | null;
   /** RabbitMQ's beam.smp; null: not readable here. */
   rabbitmqUs: number | null;
+  /**
+   * Share of all the host's CPUs busy over the window, in percent, whatever ran on them (consumers, servers,
+   * the bench and its publisher, anything else); null: not readable here.
+   */
+  hostBusyPercent: number | null;
 }
 
 /** Microseconds of CPU per message, from clock ticks over the messages settled. */
@@ -24,6 +29,11 @@ export function microsecondsPerMessage(ticks: number, messages: number, ticksPer
 }
 
 const sum = (values: number[]) => values.reduce((total, value) => total + value, 0);
+
+/** The busy share of `[busy, all]` host ticks, in percent; null without readings or time. */
+export function busyPercent([busy, all]: number[]): number | null {
+  return busy === undefined || all === undefined || all <= 0 ? null : (100 * busy) / all;
+}
 
 /** Where the server processes of a scenario are: a pid source, null when not readable, undefined when none. */
 export interface ServerPids {
@@ -41,16 +51,19 @@ export class ScenarioCpu {
   private readonly consumers: CpuSampler;
   private readonly postgres?: CpuSampler | null;
   private readonly rabbitmq: CpuSampler | null;
+  private readonly host: CpuSampler;
 
   constructor(consumerPids: () => readonly number[], servers: ServerPids) {
-    this.consumers = new CpuSampler(consumerPids, CONSUMER_INTERVAL_MS);
-    this.postgres = servers.postgres && new CpuSampler(servers.postgres, SERVER_INTERVAL_MS);
-    this.rabbitmq = servers.rabbitmq && new CpuSampler(servers.rabbitmq, SERVER_INTERVAL_MS);
+    this.consumers = new CpuSampler(processTicks(consumerPids), CONSUMER_INTERVAL_MS);
+    this.postgres = servers.postgres && new CpuSampler(processTicks(servers.postgres), SERVER_INTERVAL_MS);
+    this.rabbitmq = servers.rabbitmq && new CpuSampler(processTicks(servers.rabbitmq), SERVER_INTERVAL_MS);
+    // As often as the consumers: one file for the whole host.
+    this.host = new CpuSampler(hostTicks, CONSUMER_INTERVAL_MS);
   }
 
   /** Last readings; call it after the last message settled and before the consumers stop. */
   finish(): void {
-    for (const sampler of [this.consumers, this.postgres, this.rabbitmq]) sampler?.finish();
+    for (const sampler of [this.consumers, this.postgres, this.rabbitmq, this.host]) sampler?.finish();
   }
 
   /** CPU per message between the first and the last settle; undefined when no consumer could be read. */
@@ -77,6 +90,7 @@ export class ScenarioCpu {
       perProcessUs,
       postgresUs: this.postgres === undefined ? undefined : perMessageUs(this.postgres),
       rabbitmqUs: perMessageUs(this.rabbitmq),
+      hostBusyPercent: busyPercent(this.host.ticksBetween(window.fromMs, window.toMs)),
     };
   }
 }

@@ -1,4 +1,4 @@
-import { readProcStat } from './proc-stat.js';
+import { readHostCpu, readProcStat } from './proc-stat.js';
 
 /** One reading of a process's CPU time: utime + stime in clock ticks, at an epoch millisecond. */
 export interface CpuReading {
@@ -23,16 +23,38 @@ export function ticksAt(readings: readonly CpuReading[], atMs: number): number {
   return left.ticks + ((right.ticks - left.ticks) * (atMs - left.atMs)) / (right.atMs - left.atMs);
 }
 
+/** What one poll reads: CPU ticks by key (a process id, or a kind of the host's CPU time), in a stable order. */
+export type TickReader = () => Iterable<readonly [key: number | string, ticks: number]>;
+
+/** The CPU time (utime + stime from /proc/<pid>/stat) of each process of a changing set, by pid. */
+export function processTicks(pids: () => readonly number[]): TickReader {
+  return function* () {
+    for (const pid of pids()) {
+      const stat = readProcStat(pid);
+      // A process that cannot be read (exited, not permitted) is skipped.
+      if (stat) yield [pid, stat.utimeTicks + stat.stimeTicks] as const;
+    }
+  };
+}
+
+/** The host's busy and whole CPU time (/proc/stat), keyed `busy` and `all`. */
+export function* hostTicks(): Generator<readonly [string, number]> {
+  const host = readHostCpu();
+  if (!host) return;
+  yield ['busy', host.busy];
+  yield ['all', host.all];
+}
+
 /**
- * Polls the CPU time (utime + stime from /proc/<pid>/stat) of a changing set of processes, so that the CPU
- * each used between two moments known only afterwards (first and last message settled) can be read back.
+ * Polls CPU times (of a changing set of processes, or of the host), so that the CPU used between two moments
+ * known only afterwards (first and last message settled) can be read back.
  */
 export class CpuSampler {
-  private readonly readings = new Map<number, CpuReading[]>();
+  private readonly readings = new Map<number | string, CpuReading[]>();
   private readonly timer: NodeJS.Timeout;
 
   constructor(
-    private readonly pids: () => readonly number[],
+    private readonly read: TickReader,
     intervalMs: number,
   ) {
     this.sample();
@@ -40,15 +62,13 @@ export class CpuSampler {
     this.timer.unref();
   }
 
-  /** Reads every process once; a process that cannot be read (exited, not permitted) is skipped. */
+  /** Reads every key once. */
   sample(): void {
     const atMs = Date.now();
-    for (const pid of this.pids()) {
-      const stat = readProcStat(pid);
-      if (!stat) continue;
-      const readings = this.readings.get(pid) ?? [];
-      readings.push({ atMs, ticks: stat.utimeTicks + stat.stimeTicks });
-      this.readings.set(pid, readings);
+    for (const [key, ticks] of this.read()) {
+      const readings = this.readings.get(key) ?? [];
+      readings.push({ atMs, ticks });
+      this.readings.set(key, readings);
     }
   }
 
@@ -58,12 +78,12 @@ export class CpuSampler {
     clearInterval(this.timer);
   }
 
-  /** Whether any process could be read at all. */
+  /** Whether anything could be read at all. */
   get measured(): boolean {
     return this.readings.size > 0;
   }
 
-  /** CPU ticks each process used between `fromMs` and `toMs`, in the order the processes were first seen. */
+  /** CPU ticks of each key between `fromMs` and `toMs`, in the order the keys were first seen. */
   ticksBetween(fromMs: number, toMs: number): number[] {
     return [...this.readings.values()].map((readings) =>
       Math.max(0, ticksAt(readings, toMs) - ticksAt(readings, fromMs)),

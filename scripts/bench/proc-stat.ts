@@ -44,6 +44,35 @@ export function readProcStat(pid: number): ProcStat | undefined {
   }
 }
 
+/** The host's CPU time over all its CPUs, from the first line of `/proc/stat`, in clock ticks. */
+export interface HostCpuTicks {
+  /** Every CPU's time not idle: user, nice, system, irq, softirq and steal (guest time is within user). */
+  busy: number;
+  /** The same plus idle and iowait. */
+  all: number;
+}
+
+/** Parses the `cpu` line that opens `/proc/stat` (proc(5)); undefined when the text does not start with one. */
+export function parseHostCpu(text: string): HostCpuTicks | undefined {
+  const line = text.split('\n', 1)[0] ?? '';
+  if (!/^cpu\s/.test(line)) return undefined;
+  const values = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  if (values.length < 4 || !values.every(Number.isSafeInteger)) return undefined;
+  const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = values;
+  const busy = user + nice + system + irq + softirq + steal;
+  return { busy, all: busy + idle + iowait };
+}
+
+/** The host's CPU time now, or undefined where `/proc/stat` cannot be read. */
+export function readHostCpu(): HostCpuTicks | undefined {
+  try {
+    return parseHostCpu(readFileSync('/proc/stat', 'utf8'));
+  } catch {
+    // Not Linux, or /proc not mounted: the column shows the host as not measured.
+    return undefined;
+  }
+}
+
 let clockTicks: number | undefined;
 
 /** Clock ticks per second of `/proc` CPU times (`getconf CLK_TCK`); 100, Linux's value, if getconf fails. */

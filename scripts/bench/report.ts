@@ -24,6 +24,11 @@ export function formatMicroseconds(value: number | null | undefined): string {
   return value < 10 ? value.toFixed(1) : number.format(Math.round(value));
 }
 
+/** A share in whole percent; `-` when it could not be read. */
+export function formatPercent(value: number | null): string {
+  return value === null ? '-' : String(Math.round(value));
+}
+
 /** The consumers' CPU per message; for several processes each one's share after the sum: `62 (21/20/21)`. */
 export function formatConsumerCpu(cpu: CpuPerMessage | undefined): string {
   if (!cpu) return '-';
@@ -82,6 +87,7 @@ const COLUMNS = [
   'x ceiling',
   'PG µs/msg',
   'MQ µs/msg',
+  'host busy %',
 ] as const;
 
 function row(result: ScenarioResult, cpuRatios: Ratios['cpuPerMessageToCeiling']): string[] {
@@ -101,6 +107,7 @@ function row(result: ScenarioResult, cpuRatios: Ratios['cpuPerMessageToCeiling']
     cpuRatio === undefined ? '—' : `${cpuRatio}×`,
     formatMicroseconds(result.cpu ? result.cpu.postgresUs : null),
     formatMicroseconds(result.cpu ? result.cpu.rabbitmqUs : null),
+    formatPercent(result.cpu ? result.cpu.hostBusyPercent : null),
   ];
 }
 
@@ -167,7 +174,10 @@ export function summaryJson(
 
 const oneDecimal = (value: number) => Number(value.toFixed(1));
 
-/** CPU per message for the JSON line, in microseconds: null where the processes could not be read. */
+/**
+ * CPU per message for the JSON line, in microseconds, and the host's busy share in percent: null where they
+ * could not be read.
+ */
 function cpuJson(cpu: CpuPerMessage) {
   return {
     consumers: oneDecimal(cpu.consumerUs),
@@ -175,6 +185,7 @@ function cpuJson(cpu: CpuPerMessage) {
     postgres:
       cpu.postgresUs === undefined || cpu.postgresUs === null ? cpu.postgresUs : oneDecimal(cpu.postgresUs),
     rabbitmq: cpu.rabbitmqUs === null ? null : oneDecimal(cpu.rabbitmqUs),
+    hostBusyPercent: cpu.hostBusyPercent === null ? null : Math.round(cpu.hostBusyPercent),
     windowMs: cpu.windowMs,
   };
 }
