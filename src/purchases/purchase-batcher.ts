@@ -83,7 +83,6 @@ export class PurchaseBatcher<T> {
   private timer: NodeJS.Timeout | undefined;
   private readonly ready: Pending<T>[][] = [];
   private readonly writing = new Set<Pending<T>[]>();
-  private inFlight = 0;
   private abandoned = false;
 
   constructor(
@@ -118,7 +117,6 @@ export class PurchaseBatcher<T> {
     this.pending = [];
     this.ready.length = 0;
     this.writing.clear();
-    this.inFlight = 0;
     if (waiting.length > 0) this.onSettled(asRetries(waiting, reason));
   }
 
@@ -133,10 +131,9 @@ export class PurchaseBatcher<T> {
   }
 
   private startWrites(): void {
-    // `writing` holds one entry per batch; `inFlight` counts the purchases in them.
+    // `writing` holds one entry per batch: the bound is on batches, not purchases.
     while (this.writing.size < this.options.maxBatchesInFlight && this.ready.length > 0) {
       const batch = this.ready.shift() as Pending<T>[];
-      this.inFlight += batch.length;
       this.writing.add(batch);
       const span = tracingActive()
         ? startBatchSpan(
@@ -147,7 +144,6 @@ export class PurchaseBatcher<T> {
       void this.writeBatch(batch, span).then(
         (settled) => {
           if (!this.writing.delete(batch)) return; // abandoned: already handed back as retries
-          this.inFlight -= batch.length;
           try {
             this.onSettled(settled, contextOf(span));
           } finally {
@@ -159,7 +155,6 @@ export class PurchaseBatcher<T> {
           // writeBatch turns every failure into outcomes; this is a bug, and the messages go back.
           span?.end();
           if (!this.writing.delete(batch)) return;
-          this.inFlight -= batch.length;
           this.onSettled(asRetries(batch, error instanceof Error ? error : new Error(String(error))));
           this.startWrites();
         },
