@@ -262,6 +262,8 @@ export class DeadLetterAdmin {
     try {
       return await work(channel, publish);
     } finally {
+      // Not a scratch channel (broker/scratch-channel.ts swallows a failed close): a replay's acks ride on this
+      // channel, and a close that fails may have lost them, which the operator must hear of.
       if (!closed()) await channel.close();
     }
   }
