@@ -12,6 +12,7 @@ import {
   formatConsumerCpu,
   formatMicroseconds,
   formatPercent,
+  formatTable,
   ratios,
   summaryJson,
 } from '../scripts/bench/report.js';
@@ -124,6 +125,9 @@ describe('ScenarioCpu', () => {
     expect(perMessage?.consumerUs).toBeGreaterThan(100);
     expect(perMessage?.consumerUs).toBeLessThan(600);
     expect(perMessage).toMatchObject({ rabbitmqUs: null, postgresUs: undefined });
+    // The bench's own process is this one here: the same spin.
+    expect(perMessage?.benchUs).toBeGreaterThan(100);
+    expect(perMessage?.benchUs).toBeLessThan(600);
     // One of the host's CPUs (as many as /proc/stat counts, whatever this process may run on) spun through the
     // whole window.
     const cpus = readFileSync('/proc/stat', 'utf8').match(/^cpu\d+ /gm)?.length ?? 1;
@@ -146,6 +150,7 @@ describe('the CPU columns', () => {
     perProcessUs,
     postgresUs: 31.96,
     rabbitmqUs: null,
+    benchUs: 19.64,
     hostBusyPercent: 95.5,
   });
   const result = (scenario: ScenarioName, cpuPerMessage?: CpuPerMessage): ScenarioResult => ({
@@ -179,6 +184,21 @@ describe('the CPU columns', () => {
     expect(formatConsumerCpu(undefined)).toBe('-');
   });
 
+  it("shows each CPU column under its own heading, the bench's own process last before the host", () => {
+    const [heading, , fleet] = formatTable('steady', [result('fleet', cpu(90, [30, 30, 30]))], 'test')
+      .split('\n')
+      .slice(2)
+      .map((line) => line.trim().split(/\s{2,}/));
+    expect(heading?.slice(-5)).toEqual([
+      'x ceiling',
+      'PG µs/msg',
+      'MQ µs/msg',
+      'bench µs/msg',
+      'host busy %',
+    ]);
+    expect(fleet?.slice(-5)).toEqual(['—', '32', '-', '20', '96']);
+  });
+
   it("gives every scenario's consumer CPU per message over the ceiling's", () => {
     const results = [
       result('ceiling', cpu(24)),
@@ -200,6 +220,7 @@ describe('the CPU columns', () => {
       perProcess: [79.9],
       postgres: 32,
       rabbitmq: null,
+      bench: 19.6,
       hostBusyPercent: 96,
       windowMs: 2000,
     });

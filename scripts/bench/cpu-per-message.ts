@@ -17,6 +17,11 @@ export interface CpuPerMessage {
   /** RabbitMQ's beam.smp; null: not readable here. */
   rabbitmqUs: number | null;
   /**
+   * This bench's own process: in steady mode mostly its publisher, which publishes inside the window (in
+   * backlog mode it published before); also its samplers and progress line. Null: not readable here.
+   */
+  benchUs: number | null;
+  /**
    * Share of all the host's CPUs busy over the window, in percent, whatever ran on them (consumers, servers,
    * the bench and its publisher, anything else); null: not readable here.
    */
@@ -51,19 +56,26 @@ export class ScenarioCpu {
   private readonly consumers: CpuSampler;
   private readonly postgres?: CpuSampler | null;
   private readonly rabbitmq: CpuSampler | null;
+  private readonly bench: CpuSampler;
   private readonly host: CpuSampler;
 
   constructor(consumerPids: () => readonly number[], servers: ServerPids) {
     this.consumers = new CpuSampler(processTicks(consumerPids), CONSUMER_INTERVAL_MS);
     this.postgres = servers.postgres && new CpuSampler(processTicks(servers.postgres), SERVER_INTERVAL_MS);
     this.rabbitmq = servers.rabbitmq && new CpuSampler(processTicks(servers.rabbitmq), SERVER_INTERVAL_MS);
+    this.bench = new CpuSampler(
+      processTicks(() => [process.pid]),
+      SERVER_INTERVAL_MS,
+    );
     // As often as the consumers: one file for the whole host.
     this.host = new CpuSampler(hostTicks, CONSUMER_INTERVAL_MS);
   }
 
   /** Last readings; call it after the last message settled and before the consumers stop. */
   finish(): void {
-    for (const sampler of [this.consumers, this.postgres, this.rabbitmq, this.host]) sampler?.finish();
+    for (const sampler of [this.consumers, this.postgres, this.rabbitmq, this.bench, this.host]) {
+      sampler?.finish();
+    }
   }
 
   /** CPU per message between the first and the last settle; undefined when no consumer could be read. */
@@ -90,6 +102,7 @@ export class ScenarioCpu {
       perProcessUs,
       postgresUs: this.postgres === undefined ? undefined : perMessageUs(this.postgres),
       rabbitmqUs: perMessageUs(this.rabbitmq),
+      benchUs: perMessageUs(this.bench),
       hostBusyPercent: busyPercent(this.host.ticksBetween(window.fromMs, window.toMs)),
     };
   }

@@ -87,6 +87,7 @@ const COLUMNS = [
   'x ceiling',
   'PG µs/msg',
   'MQ µs/msg',
+  'bench µs/msg',
   'host busy %',
 ] as const;
 
@@ -107,6 +108,7 @@ function row(result: ScenarioResult, cpuRatios: Ratios['cpuPerMessageToCeiling']
     cpuRatio === undefined ? '—' : `${cpuRatio}×`,
     formatMicroseconds(result.cpu ? result.cpu.postgresUs : null),
     formatMicroseconds(result.cpu ? result.cpu.rabbitmqUs : null),
+    formatMicroseconds(result.cpu ? result.cpu.benchUs : null),
     formatPercent(result.cpu ? result.cpu.hostBusyPercent : null),
   ];
 }
@@ -185,6 +187,7 @@ function cpuJson(cpu: CpuPerMessage) {
     postgres:
       cpu.postgresUs === undefined || cpu.postgresUs === null ? cpu.postgresUs : oneDecimal(cpu.postgresUs),
     rabbitmq: cpu.rabbitmqUs === null ? null : oneDecimal(cpu.rabbitmqUs),
+    bench: cpu.benchUs === null ? null : oneDecimal(cpu.benchUs),
     hostBusyPercent: cpu.hostBusyPercent === null ? null : Math.round(cpu.hostBusyPercent),
     windowMs: cpu.windowMs,
   };
