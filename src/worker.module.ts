@@ -78,12 +78,11 @@ export class WorkerModule {
           provide: OutcomeReporter,
           inject: [AuditTrail, WorkerMetrics],
           useFactory: (audit: AuditTrail, metrics: WorkerMetrics) =>
-            new OutcomeReporter(
-              audit,
-              metrics,
-              frozen.WORKER_ID,
-              ['debug', 'trace'].includes(frozen.LOG_LEVEL),
-            ),
+            new OutcomeReporter(audit, metrics, {
+              workerId: frozen.WORKER_ID,
+              debugEnabled: ['debug', 'trace'].includes(frozen.LOG_LEVEL),
+              messageWarningsPerInterval: frozen.MESSAGE_WARNINGS_PER_10S,
+            }),
         },
         {
           provide: PurchasePipeline,

@@ -65,7 +65,11 @@ function workerOnFakes(options: { hangingDatabase?: boolean; failing?: string[] 
     metrics,
     broker: broker as unknown as BrokerConnection,
     pipeline: new PurchasePipeline<Delivery>(settings, orders, breaker, metrics, shutdown),
-    reporter: new OutcomeReporter(audit as unknown as AuditTrail, metrics, 'test', false),
+    reporter: new OutcomeReporter(audit as unknown as AuditTrail, metrics, {
+      workerId: 'test',
+      debugEnabled: false,
+      messageWarningsPerInterval: 0,
+    }),
     audit: audit as unknown as AuditTrail,
     breaker,
     prisma: { ping: database('ping'), $disconnect: step('prisma.$disconnect') } as unknown as PrismaService,

@@ -19,24 +19,43 @@ const COUNTED: Record<Outcome['kind'], CountedOutcome> = {
 /** How often, at most, the info-level summary of settled messages is logged. */
 export const OUTCOME_SUMMARY_INTERVAL_MS = 10_000;
 
+export interface OutcomeReporterOptions {
+  /** This worker's name, in the audit events' details. */
+  workerId: string;
+  /** Logs every settled message at debug. */
+  debugEnabled: boolean;
+  /**
+   * Most warn lines about single messages (dead-lettered, handed back) per summary interval; past it they are
+   * counted, and one warn line at the end of the interval says how many were not logged. 0: no limit.
+   */
+  messageWarningsPerInterval: number;
+  summaryIntervalMs?: number;
+}
+
 /**
  * The one place that turns an outcome into an audit event, a metric and a log line: per message at debug
- * (failures at warn), and at info one summary of the counts per interval with messages, so the info log
- * grows with time, not with traffic. The last summary is written at shutdown.
+ * (failures at warn, up to a limit per interval), and at info one summary of the counts per interval with
+ * messages, so the info log grows with time, not with traffic. The last summary is written at shutdown.
+ * A flood of poison must not become a flood of log lines: each one is a synchronous write of about 100 µs,
+ * and the dead-letter queue and `audit_logs` hold every rejected message with its reason already.
  */
 export class OutcomeReporter implements OutcomeListener {
   private readonly logger = new Logger('PurchaseOutcome');
   private counts = emptyCounts();
   private summaryStartedAt = 0;
   private summaryTimer: NodeJS.Timeout | undefined;
+  private readonly summaryIntervalMs: number;
+  /** Warn lines about single messages written in this interval, and those left out past the limit. */
+  private warned = 0;
+  private notLogged = { rejected: 0, retry: 0 };
 
   constructor(
     private readonly audit: AuditTrail,
     private readonly metrics: WorkerMetrics,
-    private readonly workerId: string,
-    private readonly debugEnabled: boolean,
-    private readonly summaryIntervalMs = OUTCOME_SUMMARY_INTERVAL_MS,
-  ) {}
+    private readonly options: OutcomeReporterOptions,
+  ) {
+    this.summaryIntervalMs = options.summaryIntervalMs ?? OUTCOME_SUMMARY_INTERVAL_MS;
+  }
 
   /** Reports a batch: one metric update per outcome kind, the audit events queued together. */
   report(reported: readonly Reported[]): void {
@@ -66,7 +85,7 @@ export class OutcomeReporter implements OutcomeListener {
         this.metrics.committed(
           Math.max(0, outcome.committedAt.getTime() - purchase.timestamp.getTime()) / 1000,
         );
-        if (this.debugEnabled) {
+        if (this.options.debugEnabled) {
           this.logger.debug({
             msg: `order ${outcome.kind}`,
             saleId: purchase.saleId,
@@ -81,19 +100,21 @@ export class OutcomeReporter implements OutcomeListener {
           details: {
             messageId: message.messageId,
             deliveryCount: message.deliveryCount,
-            workerId: this.workerId,
+            workerId: this.options.workerId,
           },
           createdAt,
         };
       }
       case 'rejected':
-        this.logger.warn({
-          msg: `message dead-lettered: ${outcome.rejection.reason}`,
-          saleId: outcome.purchase?.saleId ?? outcome.rejection.identifiers?.saleId,
-          userId: outcome.purchase?.userId ?? outcome.rejection.identifiers?.userId,
-          code: outcome.rejection.code,
-          ...message,
-        });
+        if (this.mayWarn('rejected')) {
+          this.logger.warn({
+            msg: `message dead-lettered: ${outcome.rejection.reason}`,
+            saleId: outcome.purchase?.saleId ?? outcome.rejection.identifiers?.saleId,
+            userId: outcome.purchase?.userId ?? outcome.rejection.identifiers?.userId,
+            code: outcome.rejection.code,
+            ...message,
+          });
+        }
         return {
           event: 'MESSAGE_REJECTED',
           saleId: outcome.purchase?.saleId ?? null,
@@ -104,19 +125,32 @@ export class OutcomeReporter implements OutcomeListener {
             code: outcome.rejection.code,
             messageId: message.messageId,
             deliveryCount: message.deliveryCount,
-            workerId: this.workerId,
+            workerId: this.options.workerId,
           },
           createdAt,
         };
       case 'retry':
-        this.logger.warn({
-          msg: `message handed back to the broker for redelivery: ${outcome.error.message}`,
-          saleId: outcome.purchase?.saleId,
-          userId: outcome.purchase?.userId,
-          ...message,
-        });
+        if (this.mayWarn('retry')) {
+          this.logger.warn({
+            msg: `message handed back to the broker for redelivery: ${outcome.error.message}`,
+            saleId: outcome.purchase?.saleId,
+            userId: outcome.purchase?.userId,
+            ...message,
+          });
+        }
         return undefined;
     }
+  }
+
+  /** Whether a warn line about one more message fits this interval's limit; counted as not logged if not. */
+  private mayWarn(kind: keyof OutcomeReporter['notLogged']): boolean {
+    const limit = this.options.messageWarningsPerInterval;
+    if (limit === 0 || this.warned < limit) {
+      this.warned++;
+      return true;
+    }
+    this.notLogged[kind]++;
+    return false;
   }
 
   /** Logs the summary of what was settled since the last one (at shutdown). */
@@ -138,13 +172,28 @@ export class OutcomeReporter implements OutcomeListener {
     const total = confirmed + duplicate + rejected + retry;
     if (total === 0) return;
     this.counts = emptyCounts();
+    const periodMs = Date.now() - this.summaryStartedAt;
     this.logger.log({
       msg: `settled ${total} messages`,
       confirmed,
       duplicate,
       rejected,
       retried: retry,
-      periodMs: Date.now() - this.summaryStartedAt,
+      periodMs,
+    });
+    const notLogged = this.notLogged;
+    this.warned = 0;
+    this.notLogged = { rejected: 0, retry: 0 };
+    if (notLogged.rejected + notLogged.retry === 0) return;
+    this.logger.warn({
+      msg:
+        `${notLogged.rejected + notLogged.retry} more messages dead-lettered or handed back were not logged ` +
+        `one by one (at most ${this.options.messageWarningsPerInterval} per ` +
+        `${this.summaryIntervalMs / 1000} s: MESSAGE_WARNINGS_PER_10S); the dead-letter queue and audit_logs ` +
+        'hold each rejected message with its reason',
+      rejected: notLogged.rejected,
+      retried: notLogged.retry,
+      periodMs,
     });
   }
 }

@@ -99,6 +99,11 @@ export const settingsSchema = z
     NOT_CONSUMING_UNHEALTHY_MS: int(1000, 86_400_000).default(300_000),
     /** Interval of the passive queue-depth checks behind the depth gauges, in milliseconds. */
     QUEUE_DEPTH_POLL_MS: int(100, 600_000).default(5000),
+    /**
+     * Most warn lines about single messages (dead-lettered, handed back for redelivery) one worker writes per
+     * 10 s; past it they are counted, and one warn line per 10 s says how many were left out. 0: no limit.
+     */
+    MESSAGE_WARNINGS_PER_10S: int(0, 1_000_000).default(100),
     /** Log level: fatal, error, warn, info, debug or trace. */
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
     /** Name of this worker in logs and metrics; default `<hostname>-<pid>`. */

@@ -186,6 +186,23 @@ describe("the worker's JSON logs", () => {
     expect(await stop(debugWorker)).toBe(0);
   });
 
+  it('writes at most MESSAGE_WARNINGS_PER_10S lines about single messages, then says how many it left out', async () => {
+    const limited = startWorker({ ...workerEnv, MESSAGE_WARNINGS_PER_10S: '2', WORKER_ID: 'logs-limited' });
+    started.push(limited);
+    await limited.waitForEntry('consuming', (entry) => startsWith(entry, `consuming from ${world.queue}`));
+    const poisonIds = Array.from({ length: 5 }, (_, index) => `msg-flood-${index}`);
+    for (const messageId of poisonIds) await world.publishRaw(['not json'], { messageId });
+    const deadLetters = await world.deadLetters(poisonIds.length);
+    const deadLetterIds = deadLetters.map((message): unknown => message.properties.messageId);
+    expect(deadLetterIds.sort()).toEqual(poisonIds);
+    expect(await stop(limited)).toBe(0);
+
+    const warnings = fromContexts(limited.entries, ['PurchaseOutcome'], 'warn');
+    expect(warnings.filter((line) => startsWith(line, 'message dead-lettered: '))).toHaveLength(2);
+    const leftOut = warnings.filter((line) => / were not logged one by one /.test(String(line.msg)));
+    expect(leftOut).toEqual([expect.objectContaining({ rejected: 3, retried: 0 })]);
+  });
+
   it('moves on to the next node of a RABBITMQ_URL list when one refuses, and names the node in use', async () => {
     const nodes = [`amqp://guest:${PASSWORD}@127.0.0.1:1`, 'amqp://guest:guest@127.0.0.1:5672'];
     // A name whose list starts at the refusing node, so the worker has to move on.
