@@ -7,6 +7,8 @@ import type { CountedOutcome } from '../observability/worker-metrics.js';
 import type { MessageFacts, Outcome, OutcomeListener, Reported } from '../purchases/outcome.js';
 
 type SummarisedOutcome = Outcome['kind'];
+/** The outcomes whose message is named in a warn line of its own. */
+type WarnedOutcome = Extract<SummarisedOutcome, 'rejected' | 'retry'>;
 
 /** The metric outcome of each kind, when its ack, requeue or dead-letter reached the broker. */
 const COUNTED: Record<Outcome['kind'], CountedOutcome> = {
@@ -47,7 +49,7 @@ export class OutcomeReporter implements OutcomeListener {
   private readonly summaryIntervalMs: number;
   /** Warn lines about single messages written in this interval, and those left out past the limit. */
   private warned = 0;
-  private notLogged = { rejected: 0, retry: 0 };
+  private notLogged: Record<WarnedOutcome, number> = { rejected: 0, retry: 0 };
 
   constructor(
     private readonly audit: AuditTrail,
@@ -143,7 +145,7 @@ export class OutcomeReporter implements OutcomeListener {
   }
 
   /** Whether a warn line about one more message fits this interval's limit; counted as not logged if not. */
-  private mayWarn(kind: keyof OutcomeReporter['notLogged']): boolean {
+  private mayWarn(kind: WarnedOutcome): boolean {
     const limit = this.options.messageWarningsPerInterval;
     if (limit === 0 || this.warned < limit) {
       this.warned++;
