@@ -1,6 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
 import { parseSettings } from '../src/config/settings.js';
+import {
+  classifyDatabaseError,
+  databaseErrorCode,
+  databaseErrorMessage,
+} from '../src/database/database-errors.js';
 import { compareOrderKeys, OrderWriter, type OrderRow } from '../src/database/order.writer.js';
 import { PrismaService } from '../src/database/prisma.service.js';
 import { createTestDatabase, type TestDatabase } from './support/harness.js';
@@ -89,5 +94,12 @@ describe('OrderWriter on PostgreSQL', () => {
     await expect(writer.insert([order('x', 'not-a-uuid')])).rejects.toMatchObject({
       message: expect.stringContaining('22P02'),
     });
+  });
+
+  it("keeps the database's code and words in a refused batch's error (the client captures no call site)", async () => {
+    const refused = await writer.insert([order('x', 'not-a-uuid')]).catch((error: unknown) => error);
+    expect(classifyDatabaseError(refused)).toBe('poison');
+    expect(databaseErrorCode(refused)).toBe('22P02');
+    expect(databaseErrorMessage(refused)).toMatch(/invalid input syntax for type uuid: "not-a-uuid"/);
   });
 });
