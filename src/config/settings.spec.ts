@@ -1,6 +1,16 @@
 import { describe, expect, it } from '@jest/globals';
 import { InvalidSettingsError, parseSettings } from './settings.js';
 
+/** The error `parseSettings` throws for `env`, or undefined when it takes it. */
+function settingsError(env: NodeJS.ProcessEnv): Error | undefined {
+  try {
+    parseSettings(env);
+  } catch (error) {
+    return error as Error;
+  }
+  return undefined;
+}
+
 describe('parseSettings', () => {
   it('applies the contract defaults', () => {
     const settings = parseSettings({});
@@ -26,6 +36,15 @@ describe('parseSettings', () => {
     ).toMatchObject({ DEAD_LETTER_QUEUE: 'purchase_dlq', QUEUE_TYPE: 'classic' });
   });
 
+  it('caps the warn lines about single messages at 100 per 10 s unless told, 0 meaning no cap', () => {
+    expect(parseSettings({}).MESSAGE_WARNINGS_PER_10S).toBe(100);
+    expect(parseSettings({ MESSAGE_WARNINGS_PER_10S: '0' }).MESSAGE_WARNINGS_PER_10S).toBe(0);
+    const withNul = settingsError({ MESSAGE_WARNINGS_PER_10S: '10\u0000' });
+    expect(withNul).toBeInstanceOf(InvalidSettingsError);
+    expect(withNul?.message).toContain('MESSAGE_WARNINGS_PER_10S=');
+    expect(withNul?.message.includes('\u0000')).toBe(false);
+  });
+
   it('reads numbers from strings and treats empty values as unset', () => {
     expect(parseSettings({ PREFETCH: '300', BATCH_SIZE: '' })).toMatchObject({
       PREFETCH: 300,
@@ -42,13 +61,10 @@ describe('parseSettings', () => {
     ['HTTP_PORT', '70000', 'HTTP_PORT="70000"'],
     ['PURCHASE_QUEUE', 'a queue', 'letters, digits'],
     ['LOG_LEVEL', 'loud', 'LOG_LEVEL="loud"'],
+    ['MESSAGE_WARNINGS_PER_10S', '-1', 'MESSAGE_WARNINGS_PER_10S="-1"'],
+    ['MESSAGE_WARNINGS_PER_10S', '1e9', 'MESSAGE_WARNINGS_PER_10S="1e9"'],
   ])('refuses %s=%s naming the setting and the rule', (name, value, expected) => {
-    let thrown: unknown;
-    try {
-      parseSettings({ [name]: value });
-    } catch (error) {
-      thrown = error;
-    }
+    const thrown = settingsError({ [name]: value });
     expect(thrown).toBeInstanceOf(InvalidSettingsError);
     expect((thrown as Error).message).toContain(name);
     expect((thrown as Error).message).toContain(expected);
@@ -82,14 +98,7 @@ describe('parseSettings', () => {
 
   it('quotes a bad value without its control or bidi characters, and cut short', () => {
     const hostile = `\u001b[2J\u202e${'9'.repeat(100_000)}`;
-    const failure = (() => {
-      try {
-        parseSettings({ PREFETCH: hostile });
-      } catch (error) {
-        return error as Error;
-      }
-      return undefined;
-    })();
+    const failure = settingsError({ PREFETCH: hostile });
     expect(failure?.message).toContain('PREFETCH=');
     expect(['\u001b', '\u202e'].some((raw) => (failure?.message ?? '\u001b').includes(raw))).toBe(false);
     expect(failure?.message.length).toBeLessThan(500);
