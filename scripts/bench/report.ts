@@ -176,6 +176,14 @@ export function summaryJson(
 
 const oneDecimal = (value: number) => Number(value.toFixed(1));
 
+/** `value` rounded by `round`; null (not readable) and undefined (not measured) as they are. */
+function roundedOr<Absent extends null | undefined>(
+  value: number | Absent,
+  round: (value: number) => number,
+): number | Absent {
+  return value === null || value === undefined ? value : round(value);
+}
+
 /**
  * CPU per message for the JSON line, in microseconds, and the host's busy share in percent: null where they
  * could not be read.
@@ -184,11 +192,10 @@ function cpuJson(cpu: CpuPerMessage) {
   return {
     consumers: oneDecimal(cpu.consumerUs),
     perProcess: cpu.perProcessUs.map(oneDecimal),
-    postgres:
-      cpu.postgresUs === undefined || cpu.postgresUs === null ? cpu.postgresUs : oneDecimal(cpu.postgresUs),
-    rabbitmq: cpu.rabbitmqUs === null ? null : oneDecimal(cpu.rabbitmqUs),
-    bench: cpu.benchUs === null ? null : oneDecimal(cpu.benchUs),
-    hostBusyPercent: cpu.hostBusyPercent === null ? null : Math.round(cpu.hostBusyPercent),
+    postgres: roundedOr(cpu.postgresUs, oneDecimal),
+    rabbitmq: roundedOr(cpu.rabbitmqUs, oneDecimal),
+    bench: roundedOr(cpu.benchUs, oneDecimal),
+    hostBusyPercent: roundedOr(cpu.hostBusyPercent, Math.round),
     windowMs: cpu.windowMs,
   };
 }

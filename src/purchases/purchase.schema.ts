@@ -57,14 +57,8 @@ function inCalendar(year: number, month: number, day: number, hour: number, minu
 function hasCalendarFields(value: string): boolean {
   const match = ISO_DATE_TIME.exec(value);
   if (!match) return false;
-  const [year, month, day, hour, minute] = match.slice(1, 6).map(Number) as [
-    number,
-    number,
-    number,
-    number,
-    number,
-  ];
-  return inCalendar(year, month, day, hour, minute, Number(match[6] ?? 0));
+  const field = (index: number) => Number(match[index] ?? 0); // seconds may be left out
+  return inCalendar(field(1), field(2), field(3), field(4), field(5), field(6));
 }
 
 function isCalendarDateTime(value: string): boolean {
