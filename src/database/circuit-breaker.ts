@@ -8,6 +8,8 @@ export interface CircuitBreakerOptions {
   /** First probe delay, doubled per failed probe up to `maxDelayMs`, with jitter. */
   baseDelayMs: number;
   maxDelayMs: number;
+  /** What a failure says about the database, in an operator's words (for /ready and the logs). */
+  describe?: (error: Error) => string;
   /** Shutdown: probing stops, and `whenClosed` resolves so that nothing waits on it any more. */
   signal?: AbortSignal;
 }
@@ -16,11 +18,14 @@ export interface CircuitBreakerOptions {
  * The database circuit breaker. Closed: writes go through. After `failureThreshold` consecutive
  * transient failures it opens: it emits `open` (the consumer pauses), probes the database at growing
  * intervals, and on the first successful probe closes again and emits `close` (the consumer resumes).
+ * The probe must prove what the worker needs (that the database takes a write), not merely that it answers:
+ * a hot standby answers `SELECT 1`.
  */
 export class CircuitBreaker extends EventEmitter<{ open: [Error]; close: [] }> {
   private readonly logger = new Logger(CircuitBreaker.name);
   private consecutiveFailures = 0;
   private openSince: number | undefined;
+  private fault = '';
   private closed: Promise<void> = Promise.resolve();
   private markClosed: () => void = () => undefined;
 
@@ -36,11 +41,11 @@ export class CircuitBreaker extends EventEmitter<{ open: [Error]; close: [] }> {
     return this.openSince !== undefined;
   }
 
-  /** Why the circuit is open, for /ready; undefined while closed. */
+  /** Why the circuit is open, for /ready: the last failure in words and for how long; undefined while closed. */
   get openReason(): string | undefined {
     return this.openSince === undefined
       ? undefined
-      : `database circuit open for ${Math.round((Date.now() - this.openSince) / 1000)} s`;
+      : `${this.fault}; consuming paused, database circuit open for ${Math.round((Date.now() - this.openSince) / 1000)} s`;
   }
 
   /** Resolves at once while closed, else when a probe succeeds or the worker shuts down. */
@@ -56,14 +61,19 @@ export class CircuitBreaker extends EventEmitter<{ open: [Error]; close: [] }> {
     this.consecutiveFailures++;
     if (this.isOpen || this.consecutiveFailures < this.options.failureThreshold) return;
     this.openSince = Date.now();
+    this.fault = this.described(error);
     this.closed = this.options.signal?.aborted
       ? Promise.resolve()
       : new Promise((resolve) => (this.markClosed = resolve));
     this.logger.warn(
-      `database circuit open after ${this.consecutiveFailures} consecutive failures; pausing consumption: ${error.message}`,
+      `database circuit open after ${this.consecutiveFailures} consecutive failures; pausing consumption: ${this.fault}`,
     );
     this.emit('open', error);
     void this.probeUntilHealthy();
+  }
+
+  private described(error: Error): string {
+    return this.options.describe?.(error) ?? error.message;
   }
 
   private async probeUntilHealthy(): Promise<void> {
@@ -74,7 +84,8 @@ export class CircuitBreaker extends EventEmitter<{ open: [Error]; close: [] }> {
       try {
         await this.probe();
       } catch (error) {
-        this.logger.warn(`database probe ${attempt} failed: ${(error as Error).message}`);
+        this.fault = this.described(error as Error);
+        this.logger.warn(`database probe ${attempt} failed: ${this.fault}`);
         continue;
       }
       this.logger.log(

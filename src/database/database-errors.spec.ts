@@ -1,5 +1,10 @@
 import { describe, expect, it } from '@jest/globals';
-import { classifyDatabaseError, databaseErrorCode, databaseErrorMessage } from './database-errors.js';
+import {
+  classifyDatabaseError,
+  databaseErrorCode,
+  databaseErrorMessage,
+  describeDatabaseFault,
+} from './database-errors.js';
 
 /** A raw-query failure as Prisma 7 with @prisma/adapter-pg reports it (code P2010, the driver error in meta). */
 function prismaRawError(cause: Record<string, unknown>) {
@@ -33,6 +38,18 @@ describe('classifyDatabaseError', () => {
     ],
     ['admin shutdown 57P01', prismaRawError({ kind: 'postgres', code: '57P01' }), 'transient'],
     ['cannot connect now 57P03', prismaRawError({ kind: 'postgres', code: '57P03' }), 'transient'],
+    ['crash shutdown 57P02', prismaRawError({ kind: 'postgres', code: '57P02' }), 'transient'],
+    [
+      'read-only transaction 25006 (a hot standby)',
+      prismaRawError({ kind: 'postgres', code: '25006' }),
+      'transient',
+    ],
+    [
+      'idle-in-transaction session ended 25P03',
+      prismaRawError({ kind: 'postgres', code: '25P03' }),
+      'transient',
+    ],
+    ['permission denied 42501', prismaRawError({ kind: 'postgres', code: '42501' }), 'unknown'],
     [
       'serialization failure',
       prismaRawError({ originalCode: '40001', kind: 'TransactionWriteConflict' }),
@@ -85,5 +102,50 @@ describe('databaseErrorCode', () => {
 
   it('falls back to the most specific code there is', () => {
     expect(databaseErrorCode(prismaRawError({ kind: 'DatabaseNotReachable' }))).toBe('DatabaseNotReachable');
+  });
+});
+
+describe('describeDatabaseFault', () => {
+  it.each([
+    [
+      'a write on a hot standby',
+      prismaRawError({
+        kind: 'postgres',
+        code: '25006',
+        originalMessage: 'cannot execute INSERT in a read-only transaction',
+      }),
+      'the database is read-only: a standby or a failover in progress (cannot execute INSERT in a read-only transaction)',
+    ],
+    [
+      'an administrator shutdown',
+      prismaRawError({ kind: 'postgres', code: '57P01' }),
+      'the database server is shutting down or ended the session (57P01)',
+    ],
+    [
+      'a server still recovering',
+      prismaRawError({ kind: 'postgres', code: '57P03' }),
+      'the database server is starting up or recovering and takes no connections yet (57P03)',
+    ],
+    [
+      'a refused connection',
+      prismaRawError({ kind: 'DatabaseNotReachable', originalMessage: 'connect ECONNREFUSED 127.0.0.1:1' }),
+      'the database is unreachable: connect ECONNREFUSED 127.0.0.1:1',
+    ],
+    [
+      'a client-side query timeout (a half-open socket)',
+      new Error('Query read timeout'),
+      'the database is away or overloaded: Query read timeout',
+    ],
+    [
+      'a missing table',
+      prismaRawError({
+        kind: 'postgres',
+        code: '42P01',
+        originalMessage: 'relation "orders" does not exist',
+      }),
+      '42P01: relation "orders" does not exist',
+    ],
+  ])('%s', (_name, error, expected) => {
+    expect(describeDatabaseFault(error)).toBe(expected);
   });
 });

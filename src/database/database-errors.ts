@@ -3,7 +3,8 @@
  * - `duplicate`: the UNIQUE constraint refused a row (P2002 / SQLSTATE 23505): a success, not an error.
  * - `transient`: the database is away or busy; the same statement can succeed later.
  * - `poison`: the database refuses this data and always will.
- * - `unknown`: anything else; retried a bounded number of times, then left to the delivery limit.
+ * - `unknown`: anything else (a missing table, a refused permission); the whole batch backs off and is
+ *   retried a bounded number of times, then left to the delivery limit.
  * Prisma 7 with a driver adapter reports raw-query failures as P2010 with the driver's error under
  * `meta.driverAdapterError.cause` ({ kind, originalCode }); `meta.target` is not relied on (it is missing or
  * names the index under driver adapters).
@@ -38,6 +39,10 @@ const TRANSIENT = new Set([
   '40001',
   '40P01',
   '55P03',
+  // read-only transaction: a hot standby, or a primary demoted or not yet promoted behind the same address
+  '25006',
+  // the session was ended for idling in a transaction: the same statement succeeds on a new connection
+  '25P03',
 ]);
 const POISON = new Set([
   'LengthMismatch',
@@ -146,4 +151,31 @@ export function databaseErrorMessage(error: unknown): string {
 export function databaseErrorCode(error: unknown): string | undefined {
   const { codes } = facts(error);
   return codes.find((code) => SQLSTATE.test(code)) ?? codes[codes.length - 1];
+}
+
+/** The SQLSTATE of a database that answers but cannot take a write now (a hot standby, a read-only session). */
+const READ_ONLY = '25006';
+const SERVER_GONE: Record<string, string> = {
+  '57P01': 'the database server is shutting down or ended the session (57P01)',
+  '57P02': 'the database server crashed and is restarting (57P02)',
+  '57P03': 'the database server is starting up or recovering and takes no connections yet (57P03)',
+  '57P05': 'the database server ended the idle session (57P05)',
+};
+const UNREACHABLE = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+/** What a database failure says about the database, in an operator's words, for /ready and the logs. */
+export function describeDatabaseFault(error: unknown): string {
+  const { codes } = facts(error);
+  const words = databaseErrorMessage(error);
+  if (codes.includes(READ_ONLY)) {
+    return `the database is read-only: a standby or a failover in progress (${words})`;
+  }
+  const gone = codes.find((code) => code in SERVER_GONE);
+  if (gone) return SERVER_GONE[gone] as string;
+  if (codes.some((code) => UNREACHABLE.has(code) || code === 'DatabaseNotReachable')) {
+    return `the database is unreachable: ${words}`;
+  }
+  if (classifyDatabaseError(error) === 'transient') return `the database is away or overloaded: ${words}`;
+  const code = databaseErrorCode(error);
+  return code ? `${code}: ${words}` : words;
 }

@@ -39,6 +39,15 @@ type OrderKey = Pick<OrderRow, 'saleId' | 'userId'>;
 export class OrderWriter {
   constructor(private readonly prisma: PrismaService) {}
 
+  /**
+   * Proves that the database takes the order INSERT now, without writing a row: an INSERT of no rows still
+   * needs a writable primary (a hot standby refuses it with 25006 where it answers `SELECT 1`), the table and
+   * the INSERT privilege. The circuit breaker's probe and /ready.
+   */
+  async checkWritable(): Promise<void> {
+    await this.insert([]);
+  }
+
   /** `orders` must be in key order (`compareOrderKeys`) with each key once: the order their rows are locked in. */
   async insert(orders: readonly OrderRow[]): Promise<InsertedOrders> {
     for (let index = 1; index < orders.length; index++) {

@@ -2,28 +2,30 @@ import { Controller, Get, Inject } from '@nestjs/common';
 import { HealthCheck, HealthCheckService, HealthIndicatorService } from '@nestjs/terminus';
 import { SETTINGS, type Settings } from '../config/settings.js';
 import { CircuitBreaker } from '../database/circuit-breaker.js';
-import { PrismaService } from '../database/prisma.service.js';
+import { describeDatabaseFault } from '../database/database-errors.js';
+import { OrderWriter } from '../database/order.writer.js';
 import { redactCredentials } from '../common/log-redaction.js';
 import { withTimeout } from '../common/waiting.js';
 import { Worker } from '../worker.js';
 
-const DATABASE_PING_TIMEOUT_MS = 1000;
+const DATABASE_PROBE_TIMEOUT_MS = 1000;
 
 /**
  * Liveness (`/health`: the event loop turns, and the worker has not failed to consume for longer than
  * NOT_CONSUMING_UNHEALTHY_MS) and readiness (`/ready`: consuming from RabbitMQ, its dead-letter queue takes
- * publishes, and the database is reachable), each with the reason when down.
+ * publishes, and the database takes a write: a hot standby answers `SELECT 1` too), each with the reason when
+ * down.
  */
 @Controller()
 export class HealthController {
-  private pinging: Promise<void> | undefined;
+  private probing: Promise<void> | undefined;
 
   constructor(
     private readonly health: HealthCheckService,
     private readonly indicators: HealthIndicatorService,
     private readonly worker: Worker,
     private readonly breaker: CircuitBreaker,
-    private readonly prisma: PrismaService,
+    private readonly orders: OrderWriter,
     @Inject(SETTINGS) private readonly settings: Settings,
   ) {}
 
@@ -81,22 +83,16 @@ export class HealthController {
     const openReason = this.breaker.openReason;
     if (openReason) return session.down({ reason: openReason });
     try {
-      // Probes arriving while a ping is pending share it: a hung database must not pile up queries.
-      this.pinging ??= this.prisma.ping().finally(() => (this.pinging = undefined));
+      // Probes arriving while one is pending share it: a hung database must not pile up queries.
+      this.probing ??= this.orders.checkWritable().finally(() => (this.probing = undefined));
       await withTimeout(
-        this.pinging,
-        DATABASE_PING_TIMEOUT_MS,
-        `no answer within ${DATABASE_PING_TIMEOUT_MS} ms`,
+        this.probing,
+        DATABASE_PROBE_TIMEOUT_MS,
+        `the database does not answer: no answer within ${DATABASE_PROBE_TIMEOUT_MS} ms`,
       );
       return session.up();
     } catch (error) {
-      return session.down({ reason: `database unreachable: ${lastLine((error as Error).message)}` });
+      return session.down({ reason: redactCredentials(describeDatabaseFault(error)) });
     }
   }
-}
-
-/** Prisma puts the invocation first and the driver's words last: the reason keeps the last line, redacted. */
-function lastLine(message: string): string {
-  const lines = message.split('\n').filter((line) => line.trim() !== '');
-  return redactCredentials((lines.at(-1) ?? message).trim());
 }

@@ -170,4 +170,96 @@ describe('PurchaseBatcher', () => {
     const answeredAt = existing.outcome.kind === 'duplicate' ? existing.outcome.committedAt.getTime() : 0;
     expect(answeredAt).toBeGreaterThanOrEqual(before);
   });
+
+  describe('when the database cannot take writes (25006, a hot standby behind the address)', () => {
+    it('opens the circuit, hands nothing back, and writes the whole batch once a probe succeeds', async () => {
+      let writable = false;
+      const sizes: number[] = [];
+      const readOnly: OrderInserter = {
+        insert: (purchases) => {
+          sizes.push(purchases.length);
+          return writable ? Promise.resolve(allNew(purchases)) : Promise.reject(readOnlyError());
+        },
+      };
+      const circuit = new CircuitBreaker(
+        () => (writable ? Promise.resolve() : Promise.reject(readOnlyError())),
+        { failureThreshold: 2, baseDelayMs: 1, maxDelayMs: 5 },
+      );
+      const calls: Settled<number>[][] = [];
+      const batcher = new PurchaseBatcher<number>(
+        readOnly,
+        circuit,
+        new WorkerMetrics(new Registry()),
+        { ...options, maxAttempts: 1 },
+        (batch) => calls.push(batch),
+      );
+      for (let index = 0; index < 10; index++) batcher.submit(purchase(index), index);
+
+      expect(await holdsWithin(() => circuit.isOpen)).toBe(true);
+      // While open, the batch waits for the circuit: no further INSERT, no outcome, nothing bisected.
+      const triedWhileOpen = sizes.length;
+      expect(await holdsWithin(() => calls.length > 0 || sizes.length > triedWhileOpen, 50)).toBe(false);
+      expect(sizes.every((size) => size === 10)).toBe(true);
+
+      writable = true;
+      expect(await holdsWithin(() => calls.length === 1)).toBe(true);
+      expect(calls[0]?.map(({ outcome }) => outcome.kind)).toEqual(Array(10).fill('confirmed'));
+      expect(sizes.every((size) => size === 10)).toBe(true);
+    });
+  });
+
+  it('backs off an unclassified failure (42P01) as a whole batch, then hands it back: no bisection', async () => {
+    const sizes: number[] = [];
+    const tableAway: OrderInserter = {
+      insert: (purchases) => {
+        sizes.push(purchases.length);
+        return Promise.reject(
+          Object.assign(new Error('relation "orders" does not exist'), { code: '42P01' }),
+        );
+      },
+    };
+    const { batcher, calls } = batcherOn<number>(tableAway, { maxAttempts: 3 });
+    for (let index = 0; index < 8; index++) batcher.submit(purchase(index), index);
+    expect(await holdsWithin(() => calls.length === 1)).toBe(true);
+    expect(sizes).toEqual([8, 8, 8]);
+    expect(calls[0]?.map(({ outcome }) => outcome.kind)).toEqual(Array(8).fill('retry'));
+  });
+
+  it('bisects a batch the database refuses until the refused row stands alone', async () => {
+    const sizes: number[] = [];
+    const refusesUser3: OrderInserter = {
+      insert: (purchases) => {
+        sizes.push(purchases.length);
+        return purchases.some(({ userId }) => userId === 'user-3')
+          ? Promise.reject(Object.assign(new Error('invalid byte sequence'), { code: '22021' }))
+          : Promise.resolve(allNew(purchases));
+      },
+    };
+    const { batcher, calls } = batcherOn<number>(refusesUser3, { maxBatchSize: 4 });
+    for (let index = 0; index < 4; index++) batcher.submit(purchase(index), index);
+    expect(await holdsWithin(() => calls.length === 1)).toBe(true);
+    expect(calls[0]?.map(({ token, outcome }) => `${token}:${outcome.kind}`)).toEqual([
+      '0:confirmed',
+      '1:confirmed',
+      '2:confirmed',
+      '3:rejected',
+    ]);
+    expect(sizes).toEqual([4, 2, 2, 1, 1]);
+  });
 });
+
+/** The failure of a write on a hot standby, as Prisma 7 with @prisma/adapter-pg reports it. */
+function readOnlyError(): Error {
+  return Object.assign(new Error('Invalid `prisma.$queryRaw()` invocation:\n\nRaw query failed.'), {
+    code: 'P2010',
+    meta: {
+      driverAdapterError: {
+        cause: {
+          kind: 'postgres',
+          code: '25006',
+          message: 'cannot execute INSERT in a read-only transaction',
+        },
+      },
+    },
+  });
+}

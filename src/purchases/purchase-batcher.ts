@@ -44,7 +44,7 @@ export class OrderBatchError extends Error {
       `insert of ${purchases.length} order(s) failed on attempt ${attempt}` +
         (first ? ` (first: sale ${first.saleId}, user ${first.userId})` : '') +
         (code ? ` [${code}]` : '') +
-        `: ${(options.cause as Error | undefined)?.message ?? String(options.cause)}`,
+        `: ${databaseErrorMessage(options.cause)}`,
       options,
     );
   }
@@ -73,9 +73,10 @@ interface Pending<T> {
  * Gathers purchases into batches of up to `maxBatchSize` or `maxWaitMs`, writes each batch with one INSERT,
  * and hands the outcomes of a whole batch to `onSettled` at once, once it has committed (one call per batch,
  * not a promise per purchase). `T` is the caller's token for each purchase (the broker's delivery), carried
- * through untouched. A batch the database refuses is
- * bisected until the refused purchase stands alone; transient faults are retried with back-off behind the
- * circuit breaker. Nothing here acks: the caller settles each message from its outcome.
+ * through untouched. A batch the database refuses (a poison row) is bisected until the refused purchase
+ * stands alone; transient faults (the database away or read-only) wait behind the circuit breaker and are
+ * never handed back; any other failure backs off as a whole batch, `maxAttempts` times, then goes back to the
+ * broker. Nothing here acks: the caller settles each message from its outcome.
  */
 export class PurchaseBatcher<T> {
   private readonly logger = new Logger(PurchaseBatcher.name);
@@ -221,6 +222,8 @@ export class PurchaseBatcher<T> {
   ): Promise<void> {
     const settleAll = (result: WriteResult) => results.fill(result, offset, offset + candidates.length);
     let failedBefore = false;
+    let transientFailures = 0;
+    let unclassifiedFailures = 0;
     for (let attempt = firstAttempt; ; attempt++) {
       // Shutting down: a first attempt still runs (the drain writes what is gathered), a retry does not wait.
       if (this.abandoned || (failedBefore && this.options.signal?.aborted)) {
@@ -248,13 +251,21 @@ export class PurchaseBatcher<T> {
         const error = new OrderBatchError(candidates, attempt, databaseErrorCode(cause), { cause });
         this.metrics.batchFailed(error.code);
         if (kind === 'transient') {
-          // The database is away or busy: the same batch will succeed later. Wait, never dead-letter.
+          // The database is away, busy or read-only: the same batch will succeed later. It waits for the
+          // circuit (whose probes are the back-off while it is open), is never handed back, never dead-lettered.
+          const wasOpen = this.breaker.isOpen;
           this.breaker.recordFailure(error);
-          this.logger.warn(error.message);
-          await this.backOff(attempt);
+          if (this.breaker.isOpen) {
+            transientFailures = 0;
+            if (!wasOpen) this.logger.warn(error.message);
+            else this.logger.debug(error.message);
+          } else {
+            this.logger.warn(error.message);
+            await this.backOff(++transientFailures);
+          }
           continue;
         }
-        if (candidates.length > 1) {
+        if (kind === 'poison' && candidates.length > 1) {
           // Some row of this batch is refused: split until the refused one stands alone.
           const middle = Math.ceil(candidates.length / 2);
           await Promise.all([
@@ -263,8 +274,8 @@ export class PurchaseBatcher<T> {
           ]);
           return;
         }
-        const [only] = candidates as [Purchase];
         if (kind === 'poison') {
+          const [only] = candidates as [Purchase];
           // The reporter logs the rejection with the message's identifiers.
           this.logger.debug(`database refused sale ${only.saleId}, user ${only.userId}: ${error.message}`);
           results[offset] = {
@@ -277,14 +288,14 @@ export class PurchaseBatcher<T> {
           };
           return;
         }
-        if (attempt >= this.options.maxAttempts) {
-          this.logger.debug(
-            `giving sale ${only.saleId}, user ${only.userId} back to the broker: ${error.message}`,
-          );
-          results[offset] = error;
+        // Unclassified (a missing table, a refused permission): not a row's fault, so no bisection; the whole
+        // batch backs off, and after its last attempt goes back to the broker.
+        this.logger.warn(error.message);
+        if (++unclassifiedFailures >= this.options.maxAttempts) {
+          settleAll(error);
           return;
         }
-        await this.backOff(attempt);
+        await this.backOff(unclassifiedFailures);
       }
     }
   }

@@ -245,7 +245,7 @@ describe("the worker's JSON logs", () => {
     const ready = await fetch(`http://127.0.0.1:${await httpPortOf(unreachable)}/ready`);
     const readiness = await ready.text();
     expect(ready.status).toBe(503);
-    expect(readiness).toContain('database unreachable');
+    expect(readiness).toContain('the database is unreachable');
     expect(readiness).not.toContain(PASSWORD);
     await stop(unreachable);
 
