@@ -32,6 +32,8 @@ export const settingsSchema = z
     PURCHASE_QUEUE: queueName.default('purchase'),
     /** Queue for messages that can never succeed; default `<PURCHASE_QUEUE>.dlq`. */
     DEAD_LETTER_QUEUE: queueName.optional(),
+    /** Pattern of a NestJS client's envelope (`{pattern, data}`) whose `data` is a purchase; another is poison. */
+    PURCHASE_PATTERN: z.string().min(1).max(255).default('purchase'),
     /** Type of the queues the worker declares when they do not exist yet. */
     QUEUE_TYPE: z.enum(['quorum', 'classic']).default('quorum'),
     /** Port of /health, /ready and /metrics; 0 picks a free port and logs it. */

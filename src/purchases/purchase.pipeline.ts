@@ -47,7 +47,8 @@ export class PurchasePipeline<T> implements MessageProcessor<T> {
   process(message: IncomingMessage, token: T, trace?: SpanContext): void {
     const contentType =
       typeof message.properties.contentType === 'string' ? message.properties.contentType : undefined;
-    const parsed = parsePurchase(message.content, contentType, this.settings.MAX_MESSAGE_BYTES);
+    const { MAX_MESSAGE_BYTES, PURCHASE_PATTERN } = this.settings;
+    const parsed = parsePurchase(message.content, contentType, MAX_MESSAGE_BYTES, PURCHASE_PATTERN);
     if (parsed.ok) this.batcher.submit(parsed.purchase, token, trace);
     else this.settle([{ token, outcome: { kind: 'rejected', rejection: parsed.rejection } }]);
   }

@@ -281,3 +281,189 @@ describe('validPurchase, the schema’s fast path', () => {
     expect(seen.refused).toBeGreaterThan(100);
   });
 });
+
+describe('parsePurchase, a NestJS envelope', () => {
+  const purchase = { saleId: SALE_ID, userId: 'user-42', timestamp: TIMESTAMP };
+  // What ClientRMQ writes: JSON.stringify of {pattern, data} (emit), with `id` assigned after (send).
+  const emitted = (data: unknown, pattern: unknown = 'purchase') => JSON.stringify({ pattern, data });
+  const sent = (data: unknown, id: string) => JSON.stringify({ pattern: 'purchase', data, id });
+  const rejection = (result: ReturnType<typeof parse>) => {
+    if (result.ok) throw new Error(`accepted: ${JSON.stringify(result.purchase)}`);
+    return result.rejection;
+  };
+
+  it('reads the data of an emitted envelope as the purchase, and says it was an envelope', () => {
+    const result = parse(emitted(purchase), undefined);
+    expect(expectPurchase(result)).toEqual({ ...purchase, timestamp: new Date(TIMESTAMP) });
+    expect(result.envelope).toEqual({ id: undefined });
+  });
+
+  it('keeps the id of a sent envelope for the reply', () => {
+    const result = parse(sent(purchase, 'a1b2c3'), undefined);
+    expectPurchase(result);
+    expect(result.envelope).toEqual({ id: 'a1b2c3' });
+  });
+
+  it('gives no id for an id that is not a string', () => {
+    const result = parse(JSON.stringify({ pattern: 'purchase', data: purchase, id: 7 }));
+    expect(expectPurchase(result).userId).toBe('user-42');
+    expect(result.envelope).toEqual({ id: undefined });
+  });
+
+  it('applies the same rules to the data: an upper-case saleId lower-cased, extra fields dropped', () => {
+    const data = { ...purchase, saleId: SALE_ID.toUpperCase(), quantity: 3 };
+    expect(expectPurchase(parse(emitted(data))).saleId).toBe(SALE_ID);
+  });
+
+  it('marks no plain body as an envelope', () => {
+    const result = parse(withFields({}));
+    expectPurchase(result);
+    expect('envelope' in result).toBe(false);
+  });
+
+  it.each([
+    ['an extra "pattern" field', withFields({ pattern: 'refund' })],
+    ['extra "pattern" and "data" fields', withFields({ pattern: 'refund', data: 'x' })],
+    ['extra "pattern", "data" and "id" fields', withFields({ pattern: 'refund', data: { a: 1 }, id: 'x' })],
+  ])('reads a plain body with %s as the plain purchase', (_case, body) => {
+    const result = parse(body);
+    expect(expectPurchase(result).userId).toBe('user-42');
+    expect(result.envelope).toBeUndefined();
+  });
+
+  it('judges a body with a saleId of its own as a plain body, even with "pattern" and "data"', () => {
+    const result = parse(withFields({ saleId: 'nope', pattern: 'purchase', data: purchase }));
+    expect(rejection(result)).toMatchObject({ code: 'INVALID_FIELDS', reason: 'saleId must be a UUID' });
+    expect(result.envelope).toBeUndefined();
+  });
+
+  it.each([
+    ['no "data"', JSON.stringify({ pattern: 'purchase' })],
+    ['no "data", with an id', JSON.stringify({ pattern: 'purchase', id: 'x' })],
+    ['no "pattern"', JSON.stringify({ data: purchase })],
+  ])('reads a body with %s as a plain body, naming the missing fields', (_case, body) => {
+    const result = parse(body);
+    expect(rejection(result)).toMatchObject({
+      code: 'INVALID_FIELDS',
+      reason: 'saleId is required; userId is required; timestamp is required',
+    });
+    expect(result.envelope).toBeUndefined();
+  });
+
+  it('rejects another pattern, naming it and the one expected', () => {
+    const result = parse(sent(purchase, 'r1').replace('"purchase"', '"refund"'));
+    expect(rejection(result)).toEqual({
+      code: 'UNKNOWN_PATTERN',
+      reason: 'envelope pattern is "refund", expected "purchase"',
+    });
+    expect(result.envelope).toEqual({ id: 'r1' });
+  });
+
+  it('compares the pattern exactly', () => {
+    expect(rejection(parse(emitted(purchase, 'Purchase'))).code).toBe('UNKNOWN_PATTERN');
+    expect(rejection(parse(emitted(purchase, 'purchase '))).code).toBe('UNKNOWN_PATTERN');
+  });
+
+  it.each([
+    ['a number', 42],
+    ['an object', { cmd: 'purchase' }],
+    ['null', null],
+    ['an array', ['purchase']],
+    ['a boolean', true],
+  ])('rejects a pattern that is %s, saying what it is', (what, pattern) => {
+    const result = parse(emitted(purchase, pattern));
+    expect(rejection(result)).toEqual({
+      code: 'UNKNOWN_PATTERN',
+      reason: `envelope pattern is ${what}, expected the string "purchase"`,
+    });
+    expect(result.envelope).toEqual({ id: undefined });
+  });
+
+  it('quotes a pattern with NUL, escape, bidi and lone-surrogate characters safe', () => {
+    const body = emitted(purchase, '@').replace('"@"', '"pur\\u0000chase\\u001b[31m\\u202e\\ud800"');
+    const { reason } = rejection(parse(body));
+    expect(reason).toBe('envelope pattern is "pur\uFFFDchase\uFFFD[31m\uFFFD\uFFFD", expected "purchase"');
+    expect(reason.isWellFormed()).toBe(true);
+  });
+
+  it('quotes a megabyte pattern cut to 100 characters', () => {
+    const body = Buffer.from(emitted(purchase, 'p'.repeat(1024 * 1024)));
+    const result = parsePurchase(body, JSON_TYPE, body.length);
+    const { reason } = rejection(result);
+    expect(reason).toBe(`envelope pattern is "${'p'.repeat(99)}…", expected "purchase"`);
+  });
+
+  it('reads the pattern it is given instead of the default', () => {
+    const body = Buffer.from(emitted(purchase, 'orders.create'));
+    expect(expectPurchase(parsePurchase(body, undefined, MAX_BYTES, 'orders.create')).userId).toBe('user-42');
+    const refused = parsePurchase(Buffer.from(emitted(purchase)), undefined, MAX_BYTES, 'orders.create');
+    expect(rejection(refused).reason).toBe('envelope pattern is "purchase", expected "orders.create"');
+  });
+
+  it.each([
+    ['a string', JSON.stringify(purchase)],
+    ['null', null],
+    ['an array', [purchase]],
+    ['a number', 1],
+  ])('rejects data that is %s as not an object', (what, data) => {
+    const result = parse(sent(data, 'd1'));
+    expect(rejection(result)).toEqual({
+      code: 'NOT_AN_OBJECT',
+      reason: `envelope data is ${what}, expected a JSON object`,
+    });
+    expect(result.envelope).toEqual({ id: 'd1' });
+  });
+
+  it('names the wrong fields of the data under "data", with the identifiers it carried', () => {
+    const result = parse(emitted({ saleId: SALE_ID, userId: 'user-late', timestamp: 'yesterday' }));
+    expect(rejection(result)).toEqual({
+      code: 'INVALID_FIELDS',
+      reason: 'data.timestamp must be an ISO 8601 date-time with a zone, e.g. 2026-11-22T10:00:00.000Z',
+      identifiers: { saleId: SALE_ID, userId: 'user-late' },
+    });
+    expect(result.envelope).toEqual({ id: undefined });
+  });
+
+  it('reads an envelope in the data as a purchase without its fields, not as a second envelope', () => {
+    const { reason } = rejection(parse(emitted(JSON.parse(emitted(purchase)))));
+    expect(reason).toBe('data.saleId is required; data.userId is required; data.timestamp is required');
+  });
+
+  it('holds the whole body, envelope included, to the size limit', () => {
+    const data = { ...purchase, padding: '' };
+    data.padding = 'x'.repeat(MAX_BYTES - Buffer.byteLength(JSON.stringify(data)));
+    expect(Buffer.byteLength(JSON.stringify(data))).toBe(MAX_BYTES);
+    expect(rejection(parse(emitted(data))).code).toBe('BODY_TOO_LARGE');
+  });
+
+  it('refuses an envelope with a content type that is not JSON', () => {
+    expect(rejection(parse(emitted(purchase), 'text/plain')).code).toBe('WRONG_CONTENT_TYPE');
+  });
+
+  it('does not let a "__proto__" key in the data change what it returns', () => {
+    const body = emitted(purchase).replace(/}}$/, ',"__proto__":{"polluted":true}}}');
+    expect('polluted' in expectPurchase(parse(body))).toBe(false);
+  });
+
+  it('decides every body wrapped in an envelope as it decides the body itself', () => {
+    const strings = fc.oneof(fc.string({ maxLength: 40 }), fc.constantFrom(SALE_ID, TIMESTAMP, ''));
+    const body = fc.record(
+      {
+        saleId: fc.oneof(fc.uuid(), strings),
+        userId: strings,
+        timestamp: fc.oneof(strings, fc.date().map(String)),
+      },
+      { requiredKeys: [] },
+    );
+    fc.assert(
+      fc.property(body, (data) => {
+        const plain = parse(JSON.stringify(data));
+        const wrapped = parse(emitted(data));
+        expect(wrapped.ok).toBe(plain.ok);
+        if (plain.ok && wrapped.ok) expect(wrapped.purchase).toEqual(plain.purchase);
+        if (!plain.ok && !wrapped.ok) expect(wrapped.rejection.code).toBe(plain.rejection.code);
+      }),
+      { numRuns: 500 },
+    );
+  });
+});

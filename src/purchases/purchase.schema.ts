@@ -179,11 +179,26 @@ export type RejectionCode =
   | 'INVALID_UTF8'
   | 'NOT_JSON'
   | 'NOT_AN_OBJECT'
+  | 'UNKNOWN_PATTERN'
   | 'INVALID_FIELDS'
   | 'REFUSED_BY_DATABASE'
   | 'DELIVERY_LIMIT';
 
-export type ParseResult = { ok: true; purchase: Purchase } | { ok: false; rejection: Rejection };
+/** The pattern a NestJS client names a purchase with (`client.emit('purchase', …)`); PURCHASE_PATTERN. */
+export const DEFAULT_PURCHASE_PATTERN = 'purchase';
+
+/**
+ * A body that came in NestJS's envelope (`{"pattern", "data", "id"?}`): what the reply to it needs. `id` is
+ * the envelope's own, as sent (`client.send()` sets one, `client.emit()` none); quote it safe before logging.
+ */
+export interface NestEnvelope {
+  id: string | undefined;
+}
+
+/** `envelope` is set when the body was a NestJS envelope, for a valid purchase and a rejected one alike. */
+export type ParseResult =
+  | { ok: true; purchase: Purchase; envelope?: NestEnvelope }
+  | { ok: false; rejection: Rejection; envelope?: NestEnvelope };
 
 const JSON_CONTENT_TYPE = /^application\/([\w.+-]+\+)?json\s*(;.*)?$/i;
 const utf8 = new TextDecoder('utf-8', { fatal: true });
@@ -196,14 +211,22 @@ function reject(code: RejectionCode, reason: string): ParseResult {
 function describeType(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object') return 'an object';
   return `a ${typeof value}`;
 }
 
 /**
  * Turns a message body into a purchase, or says exactly what is wrong with it.
- * `contentType` is the AMQP property; a message without one is read as JSON.
+ * `contentType` is the AMQP property; a message without one is read as JSON. The body is either the purchase
+ * itself or NestJS's envelope around it (see `isNestEnvelope`), whose pattern must be `pattern`.
+ * `maxBytes` bounds the whole body, envelope included.
  */
-export function parsePurchase(body: Buffer, contentType: string | undefined, maxBytes: number): ParseResult {
+export function parsePurchase(
+  body: Buffer,
+  contentType: string | undefined,
+  maxBytes: number,
+  pattern: string = DEFAULT_PURCHASE_PATTERN,
+): ParseResult {
   if (body.length > maxBytes) {
     return reject('BODY_TOO_LARGE', `body is ${body.length} bytes, over the limit of ${maxBytes} bytes`);
   }
@@ -234,17 +257,64 @@ export function parsePurchase(body: Buffer, contentType: string | undefined, max
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return reject('NOT_AN_OBJECT', `body is ${describeType(value)}, expected a JSON object`);
   }
+  // The plain body first: a valid one has a saleId, so it is never an envelope, and pays for nothing more.
   const purchase = validPurchase(value);
   if (purchase) return { ok: true, purchase };
-  const parsed = purchaseSchema.safeParse(value);
+  if (isNestEnvelope(value)) return parseEnvelope(value, pattern);
+  return invalidFields(value, undefined);
+}
+
+/**
+ * NestJS's envelope: an object with its own `pattern` and `data` keys and no `saleId` of its own. A body with
+ * a saleId is a plain purchase whatever else it carries (an extra `pattern` or `data` field is ignored, as
+ * every unknown field is); a body with a `pattern` but no `data` is a plain body, and is told what it lacks.
+ */
+function isNestEnvelope(body: object): body is { pattern: unknown; data: unknown; id?: unknown } {
+  return Object.hasOwn(body, 'pattern') && Object.hasOwn(body, 'data') && !Object.hasOwn(body, 'saleId');
+}
+
+/** The purchase in an envelope's `data`, under the same rules, when the envelope names the purchase pattern. */
+function parseEnvelope(
+  body: { pattern: unknown; data: unknown; id?: unknown },
+  pattern: string,
+): ParseResult {
+  const envelope: NestEnvelope = { id: typeof body.id === 'string' ? body.id : undefined };
+  const { data } = body;
+  let result: ParseResult;
+  if (typeof body.pattern !== 'string') {
+    result = reject(
+      'UNKNOWN_PATTERN',
+      `envelope pattern is ${describeType(body.pattern)}, expected the string "${safeText(pattern, 100)}"`,
+    );
+  } else if (body.pattern !== pattern) {
+    result = reject(
+      'UNKNOWN_PATTERN',
+      `envelope pattern is "${safeText(body.pattern, 100)}", expected "${safeText(pattern, 100)}"`,
+    );
+  } else if (typeof data !== 'object' || data === null || Array.isArray(data)) {
+    result = reject('NOT_AN_OBJECT', `envelope data is ${describeType(data)}, expected a JSON object`);
+  } else {
+    const purchase = validPurchase(data);
+    result = purchase ? { ok: true, purchase } : invalidFields(data, 'data');
+  }
+  result.envelope = envelope;
+  return result;
+}
+
+/** Zod's reason for each rule `body` breaks; `within` names the field the body sits in (`data`), if any. */
+function invalidFields(body: object, within: string | undefined): ParseResult {
+  const parsed = purchaseSchema.safeParse(body);
   if (parsed.success) return { ok: true, purchase: parsed.data };
-  const problems = parsed.error.issues.map((issue) => `${issue.path.join('.') || 'body'} ${issue.message}`);
+  const at = within === undefined ? [] : [within];
+  const problems = parsed.error.issues.map(
+    (issue) => `${[...at, ...issue.path].join('.') || 'body'} ${issue.message}`,
+  );
   return {
     ok: false,
     rejection: {
       code: 'INVALID_FIELDS',
       reason: safeText(problems.join('; ')),
-      identifiers: readableIds(value),
+      identifiers: readableIds(body),
     },
   };
 }
