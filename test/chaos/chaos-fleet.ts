@@ -163,8 +163,8 @@ export class ChaosFleet {
 }
 
 /** The private PostgreSQL of a chaos run, migrated, with a small pool of the test's own for the figures. */
-export interface OrdersDatabase {
-  server: PrivatePostgres;
+export interface OrdersDatabase<Server extends { destroy(): Promise<void> } = PrivatePostgres> {
+  server: Server;
   url: string;
   sql: pg.Pool;
 }
@@ -188,7 +188,8 @@ async function startOrdersDatabase(): Promise<OrdersDatabase> {
 export class ChaosRun<Broker extends { destroy(): Promise<void> }> {
   readonly timings: [string, string | number][] = [];
   broker: Broker | undefined;
-  database: OrdersDatabase | undefined;
+  /** Its server is whatever the scenario started (a PostgreSQL, a primary with its standby): destroyed after. */
+  database: OrdersDatabase<{ destroy(): Promise<void> }> | undefined;
   channel: PurchaseChannel | undefined;
   fleet: ChaosFleet | undefined;
 
