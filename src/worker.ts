@@ -16,6 +16,8 @@ import type { PurchasePipeline } from './purchases/purchase.pipeline.js';
 import type { Delivery } from './settlement/delivery.js';
 import { DeadLetterPublisher } from './settlement/dead-letter.publisher.js';
 import { MessageSettler } from './settlement/message-settler.js';
+import { ReplyOrderLookup } from './settlement/reply-order.lookup.js';
+import { ReplyPublisher } from './settlement/reply.publisher.js';
 
 const CIRCUIT_PAUSE = 'database circuit open';
 const SHUTDOWN_PAUSE = 'shutting down';
@@ -51,6 +53,7 @@ export interface WorkerParts {
 export class Worker implements BeforeApplicationShutdown {
   private readonly logger = new Logger(Worker.name);
   private readonly consumer: PurchaseConsumer;
+  private readonly replies: ReplyPublisher;
   private started: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
   private metDeadline = true;
@@ -64,6 +67,10 @@ export class Worker implements BeforeApplicationShutdown {
       settings.WORKER_ID,
     );
     broker.onReturned((message) => deadLetters.onReturned(message));
+    this.replies = new ReplyPublisher(broker, new ReplyOrderLookup(parts.prisma), metrics, {
+      maxMessageBytes: settings.MAX_MESSAGE_BYTES,
+      warningsPerInterval: settings.MESSAGE_WARNINGS_PER_10S,
+    });
     const settler = new MessageSettler(deadLetters, reporter, {
       queueType: settings.QUEUE_TYPE,
       maxDeliveries: settings.MAX_DELIVERIES,
@@ -72,6 +79,7 @@ export class Worker implements BeforeApplicationShutdown {
       onUnroutable: (error) => broker.queueMissing(error.queue),
       onDeadLettered: () => broker.queueBack(),
       onFinished: (count) => this.consumer.finished(count),
+      onReplyWanted: (settled) => this.replies.send(settled),
       signal: parts.shutdown.signal,
     });
     this.consumer = new PurchaseConsumer(
@@ -223,6 +231,7 @@ export class Worker implements BeforeApplicationShutdown {
           if (!(await this.drain(deadline))) this.metDeadline = false;
         },
       ],
+      ['send the replies under way', () => this.replies.close(deadline)],
       ['log the last outcome summary', () => reporter.close()],
       ['flush the audit trail', () => audit.close(deadline)],
       ['stop the queue depth checks', () => depthMonitor.stop()],

@@ -22,6 +22,7 @@ export const METRIC = {
   publishesReturned: 'flashsale_publishes_returned_total',
   queueMissing: 'flashsale_queue_missing',
   publishRefused: 'flashsale_publish_refused',
+  replies: 'flashsale_replies_total',
   buildInfo: 'flashsale_build_info',
 } as const;
 
@@ -29,3 +30,10 @@ export const METRIC_NAMES: readonly string[] = Object.values(METRIC);
 
 /** Outcomes counted by `flashsale_messages_total{outcome}`. */
 export const MESSAGE_OUTCOMES = ['confirmed', 'duplicate', 'rejected', 'retried', 'failed'] as const;
+
+/**
+ * Results counted by `flashsale_replies_total{result}`: sent (handed to the broker), failed (not sent: no
+ * address it can carry, no order found, channel or connection gone), returned (sent, then returned by the
+ * broker as unroutable: its `replyTo` names no queue).
+ */
+export const REPLY_RESULTS = ['sent', 'failed', 'returned'] as const;

@@ -1,9 +1,12 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { BUILD_INFO, type BuildInfo } from './build-info.js';
-import { MESSAGE_OUTCOMES, METRIC } from './metric-names.js';
+import { MESSAGE_OUTCOMES, METRIC, REPLY_RESULTS } from './metric-names.js';
 
 /** The `outcome` label of `flashsale_messages_total`. */
 export type CountedOutcome = (typeof MESSAGE_OUTCOMES)[number];
+
+/** The `result` label of `flashsale_replies_total`. */
+export type ReplyResult = (typeof REPLY_RESULTS)[number];
 
 /**
  * Every metric of the worker, on one registry (the process-wide one in production, a fresh one in
@@ -32,6 +35,7 @@ export class WorkerMetrics {
   private readonly publishRefused: Gauge;
   private readPublishRefused: () => boolean = () => false;
   private readonly outcomeCounters: Record<CountedOutcome, { inc(count: number): void }>;
+  private readonly replies: Counter<'result'>;
 
   constructor(
     private readonly registry: Registry,
@@ -150,6 +154,13 @@ export class WorkerMetrics {
       registers,
       collect: () => this.publishRefused.set(this.readPublishRefused() ? 1 : 0),
     });
+    this.replies = new Counter({
+      name: METRIC.replies,
+      help: 'Replies to messages that asked for one (replyTo): sent; failed = not sent (no usable replyTo or correlationId, order not found, channel gone); returned = sent, then returned unroutable (no such queue).',
+      labelNames: ['result'],
+      registers,
+    });
+    for (const result of REPLY_RESULTS) this.replies.inc({ result }, 0);
     this.outcomeCounters = Object.fromEntries(
       MESSAGE_OUTCOMES.map((outcome) => [outcome, this.messages.labels(outcome)]),
     ) as Record<CountedOutcome, { inc(count: number): void }>;
@@ -163,6 +174,10 @@ export class WorkerMetrics {
   settled(outcome: CountedOutcome, count = 1): void {
     // Label children are resolved once: hashing the labels on every message shows in profiles.
     this.outcomeCounters[outcome].inc(count);
+  }
+
+  replied(result: ReplyResult, count = 1): void {
+    this.replies.inc({ result }, count);
   }
 
   ackFrameSent(): void {

@@ -13,6 +13,7 @@ import type { Delivery } from './delivery.js';
 import { backoffDelayMs, sleep } from '../common/backoff.js';
 import { ShutdownInterruptedError } from '../common/shutdown-signal.js';
 import { safeProperty } from '../common/safe-text.js';
+import { asksForReply } from './reply.message.js';
 
 export interface SettlerOptions {
   queueType: 'quorum' | 'classic';
@@ -26,6 +27,11 @@ export interface SettlerOptions {
   signal?: AbortSignal;
   /** Told how many deliveries are finished (settled, or given up on) after each step. */
   onFinished?: (count: number) => void;
+  /**
+   * Given the settled messages that asked for a reply (`replyTo`), once their ack is sent: confirmed and
+   * duplicate after the ack of their committed order, rejected after the dead-letter confirm and the ack.
+   */
+  onReplyWanted?: (settled: readonly Settled<Delivery>[]) => void;
 }
 
 /**
@@ -93,11 +99,15 @@ export class MessageSettler {
   /** Acks a batch of committed purchases (confirmed or duplicate) and reports them together. */
   settleCommitted(committed: readonly Settled<Delivery>[]): void {
     const reported: Reported[] = new Array<Reported>(committed.length);
+    let replies: Settled<Delivery>[] | undefined;
     for (let index = 0; index < committed.length; index++) {
-      const { token: delivery, outcome } = committed[index] as Settled<Delivery>;
-      reported[index] = { outcome, facts: factsOf(delivery, this.ack(delivery)) };
+      const settled = committed[index] as Settled<Delivery>;
+      const sent = this.ack(settled.token);
+      reported[index] = { outcome: settled.outcome, facts: factsOf(settled.token, sent) };
+      if (sent && asksForReply(settled.token.message.properties)) (replies ??= []).push(settled);
     }
     this.reporter.report(reported);
+    if (replies) this.reply(replies);
   }
 
   /** The final outcome, and whether its ack, requeue or republish reached the channel. */
@@ -105,7 +115,7 @@ export class MessageSettler {
     switch (outcome.kind) {
       case 'confirmed':
       case 'duplicate':
-        return { outcome, sent: this.ack(delivery) };
+        return { outcome, sent: this.ackAndReply(delivery, outcome) };
       case 'rejected':
         try {
           await this.deadLetters.publish(delivery, outcome.rejection);
@@ -116,7 +126,7 @@ export class MessageSettler {
           return this.backOffAndRequeue(delivery, retry);
         }
         this.options.onDeadLettered?.();
-        return { outcome, sent: this.ack(delivery) };
+        return { outcome, sent: this.ackAndReply(delivery, outcome) };
       case 'retry':
         return this.retry(delivery, outcome);
     }
@@ -169,6 +179,36 @@ export class MessageSettler {
       }
     }
     return { outcome, sent: this.requeue(delivery) };
+  }
+
+  /**
+   * Hands messages whose ack was queued to the replies once the ack frames are out: a reply never goes
+   * before its ack. When the acks cannot be sent (the channel closed), there is no reply: the broker
+   * redelivers the message, and its redelivery is replied to. Only batches with a reply pay for sending their
+   * acks now instead of with the next turn's (a run behind a delivery still in progress goes one by one).
+   */
+  private reply(settled: readonly Settled<Delivery>[]): void {
+    const { onReplyWanted } = this.options;
+    if (!onReplyWanted) return;
+    const acked: Settled<Delivery>[] = [];
+    const flushed = new Map<Delivery['live'], boolean>();
+    for (const entry of settled) {
+      const { live } = entry.token;
+      let sent = flushed.get(live);
+      if (sent === undefined) {
+        sent = this.onLiveChannel(entry.token, 'ack', () => live.acks.flush());
+        flushed.set(live, sent);
+      }
+      if (sent) acked.push(entry);
+    }
+    if (acked.length > 0) onReplyWanted(acked);
+  }
+
+  /** Acks one settled message, then replies to it when it asked; whether the ack reached the channel. */
+  private ackAndReply(delivery: Delivery, outcome: Outcome): boolean {
+    const sent = this.ack(delivery);
+    if (sent && asksForReply(delivery.message.properties)) this.reply([{ token: delivery, outcome }]);
+    return sent;
   }
 
   private ack(delivery: Delivery): boolean {

@@ -163,6 +163,12 @@ describe('the /metrics endpoint after a known workload of 40 new purchases, 10 d
     expect(build).toEqual([{ name: METRIC.buildInfo, labels: { version, node: process.version }, value: 1 }]);
   });
 
+  it('counts no reply when no message asked for one, each result from 0', () => {
+    for (const result of ['sent', 'failed', 'returned']) {
+      expect({ result, value: metrics.value(METRIC.replies, { result }) }).toEqual({ result, value: 0 });
+    }
+  });
+
   it('declares every metric name of the contract, each with its type', () => {
     const expectedTypes: Record<string, string> = {
       [METRIC.messages]: 'counter',
@@ -176,6 +182,7 @@ describe('the /metrics endpoint after a known workload of 40 new purchases, 10 d
       [METRIC.dbWriteFailures]: 'counter',
       [METRIC.auditUnstorable]: 'counter',
       [METRIC.publishesReturned]: 'counter',
+      [METRIC.replies]: 'counter',
     };
     for (const name of METRIC_NAMES) {
       expect({ name, type: metrics.families.get(name) }).toEqual({
