@@ -13,6 +13,8 @@ import { QueueDepthMonitor } from './broker/queue-depth.monitor.js';
 import { ShutdownSignal } from './common/shutdown-signal.js';
 import { SETTINGS, type Settings } from './config/settings.js';
 import { CircuitBreaker } from './database/circuit-breaker.js';
+import { describeDatabaseFault } from './database/database-errors.js';
+import { DurabilityMonitor } from './database/durability.monitor.js';
 import { OrderWriter } from './database/order.writer.js';
 import { PrismaService } from './database/prisma.service.js';
 import { HealthController } from './health/health.controller.js';
@@ -21,6 +23,9 @@ import { WorkerMetrics } from './observability/worker-metrics.js';
 import { PurchasePipeline } from './purchases/purchase.pipeline.js';
 import type { Delivery } from './settlement/delivery.js';
 import { Worker } from './worker.js';
+
+/** How often the worker reads again whether an acked order would survive the loss of the primary. */
+const DURABILITY_CHECK_INTERVAL_MS = 60_000;
 
 /**
  * Every part of the worker, registered one way: a factory that names what it takes. Nothing here is global;
@@ -50,12 +55,13 @@ export class WorkerModule {
         },
         {
           provide: CircuitBreaker,
-          inject: [PrismaService, ShutdownSignal],
-          useFactory: (prisma: PrismaService, shutdown: ShutdownSignal) =>
-            new CircuitBreaker(() => prisma.ping(), {
+          inject: [OrderWriter, ShutdownSignal],
+          useFactory: (orders: OrderWriter, shutdown: ShutdownSignal) =>
+            new CircuitBreaker(() => orders.checkWritable(), {
               failureThreshold: frozen.CIRCUIT_FAILURE_THRESHOLD,
               baseDelayMs: frozen.RETRY_BASE_MS,
               maxDelayMs: frozen.RETRY_MAX_MS,
+              describe: describeDatabaseFault,
               signal: shutdown.signal,
             }),
         },
@@ -106,6 +112,12 @@ export class WorkerModule {
             new QueueDepthMonitor(broker, metrics, frozen),
         },
         {
+          provide: DurabilityMonitor,
+          inject: [PrismaService, WorkerMetrics],
+          useFactory: (prisma: PrismaService, metrics: WorkerMetrics) =>
+            new DurabilityMonitor(prisma, metrics, DURABILITY_CHECK_INTERVAL_MS),
+        },
+        {
           provide: Worker,
           inject: [
             WorkerMetrics,
@@ -117,6 +129,7 @@ export class WorkerModule {
             PrismaService,
             OrderWriter,
             QueueDepthMonitor,
+            DurabilityMonitor,
             ShutdownSignal,
           ],
           useFactory: (
@@ -129,6 +142,7 @@ export class WorkerModule {
             prisma: PrismaService,
             orders: OrderWriter,
             depthMonitor: QueueDepthMonitor,
+            durability: DurabilityMonitor,
             shutdown: ShutdownSignal,
           ) =>
             new Worker({
@@ -142,6 +156,7 @@ export class WorkerModule {
               prisma,
               orders,
               depthMonitor,
+              durability,
               shutdown,
             }),
         },

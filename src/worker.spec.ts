@@ -7,6 +7,7 @@ import type { QueueDepthMonitor } from './broker/queue-depth.monitor.js';
 import { ShutdownSignal } from './common/shutdown-signal.js';
 import { parseSettings } from './config/settings.js';
 import { CircuitBreaker } from './database/circuit-breaker.js';
+import type { DurabilityMonitor } from './database/durability.monitor.js';
 import type { OrderWriter } from './database/order.writer.js';
 import type { PrismaService } from './database/prisma.service.js';
 import { WorkerMetrics } from './observability/worker-metrics.js';
@@ -78,6 +79,11 @@ function workerOnFakes(options: { hangingDatabase?: boolean; failing?: string[] 
       start: () => calls.push('depthMonitor.start'),
       stop: () => calls.push('depthMonitor.stop'),
     } as unknown as QueueDepthMonitor,
+    durability: {
+      start: () => (calls.push('durability.start'), Promise.resolve()),
+      check: () => Promise.resolve(),
+      stop: () => calls.push('durability.stop'),
+    } as unknown as DurabilityMonitor,
     shutdown,
   });
   return { worker, calls, shutdown };
@@ -90,7 +96,7 @@ describe('Worker', () => {
       await worker.start();
       // All at once: the INSERT takes one connection, the pings the others of the pool of 3.
       expect(calls.slice(0, 3).sort()).toEqual(['insert 0 orders', 'ping', 'ping']);
-      expect(calls.slice(3)).toEqual(['broker.start', 'depthMonitor.start']);
+      expect(calls.slice(3)).toEqual(['durability.start', 'broker.start', 'depthMonitor.start']);
     });
 
     it('consumes anyway when the database does not answer within the connect timeout', async () => {
@@ -114,7 +120,13 @@ describe('Worker', () => {
       calls.length = 0;
       await worker.close('SIGTERM');
       expect(shutdown.signal.aborted).toBe(true);
-      expect(calls).toEqual(['audit.close', 'depthMonitor.stop', 'broker.close', 'prisma.$disconnect']);
+      expect(calls).toEqual([
+        'audit.close',
+        'depthMonitor.stop',
+        'durability.stop',
+        'broker.close',
+        'prisma.$disconnect',
+      ]);
       expect(worker.exitCode).toBe(0);
     });
 
@@ -131,7 +143,13 @@ describe('Worker', () => {
     it('runs every later step when one fails, and exits 1', async () => {
       const { worker, calls } = workerOnFakes({ failing: ['audit.close', 'broker.close'] });
       await worker.close('SIGTERM');
-      expect(calls).toEqual(['audit.close', 'depthMonitor.stop', 'broker.close', 'prisma.$disconnect']);
+      expect(calls).toEqual([
+        'audit.close',
+        'depthMonitor.stop',
+        'durability.stop',
+        'broker.close',
+        'prisma.$disconnect',
+      ]);
       expect(worker.exitCode).toBe(1);
     });
   });

@@ -9,6 +9,7 @@ import { settledBy } from './common/waiting.js';
 import type { Settings } from './config/settings.js';
 import { type ConsumerState, PurchaseConsumer } from './consumer/purchase-consumer.js';
 import type { CircuitBreaker } from './database/circuit-breaker.js';
+import type { DurabilityMonitor } from './database/durability.monitor.js';
 import type { OrderWriter } from './database/order.writer.js';
 import type { PrismaService } from './database/prisma.service.js';
 import type { WorkerMetrics } from './observability/worker-metrics.js';
@@ -36,6 +37,7 @@ export interface WorkerParts {
   prisma: PrismaService;
   orders: OrderWriter;
   depthMonitor: QueueDepthMonitor;
+  durability: DurabilityMonitor;
   shutdown: ShutdownSignal;
 }
 
@@ -159,7 +161,7 @@ export class Worker implements BeforeApplicationShutdown {
   /** Warms the database path, then connects and consumes. Resolves once consuming is under way. */
   start(): Promise<void> {
     this.started ??= (async () => {
-      const { breaker, metrics, broker, depthMonitor } = this.parts;
+      const { breaker, metrics, broker, depthMonitor, durability } = this.parts;
       breaker.on('open', () => {
         metrics.circuitState(true);
         this.pause(CIRCUIT_PAUSE).catch((error: Error) =>
@@ -169,9 +171,12 @@ export class Worker implements BeforeApplicationShutdown {
       breaker.on('close', () => {
         metrics.circuitState(false);
         this.resume(CIRCUIT_PAUSE);
+        // After a failover the primary is another server, which may have no synchronous standby of its own.
+        void durability.check();
       });
       metrics.circuitState(false);
       await this.warmUp();
+      void durability.start();
       broker.start(this.consumer);
       depthMonitor.start();
     })();
@@ -218,7 +223,8 @@ export class Worker implements BeforeApplicationShutdown {
   }
 
   private async shutDown(signal: string | undefined): Promise<void> {
-    const { settings, shutdown, audit, reporter, depthMonitor, broker, prisma, metrics } = this.parts;
+    const { settings, shutdown, audit, reporter, depthMonitor, durability, broker, prisma, metrics } =
+      this.parts;
     const deadline = Date.now() + settings.SHUTDOWN_DEADLINE_MS;
     this.logger.log(`closing (${signal ?? 'close requested'}): ${this.consumer.inFlight} messages in flight`);
     const steps: [string, () => unknown][] = [
@@ -235,6 +241,7 @@ export class Worker implements BeforeApplicationShutdown {
       ['log the last outcome summary', () => reporter.close()],
       ['flush the audit trail', () => audit.close(deadline)],
       ['stop the queue depth checks', () => depthMonitor.stop()],
+      ['stop the durability checks', () => durability.stop()],
       ['close the consumer channel', () => this.consumer.close()],
       ['close the broker connection', () => broker.close()],
       ['close the database pool', () => prisma.$disconnect()],

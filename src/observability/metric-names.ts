@@ -18,6 +18,8 @@ export const METRIC = {
   dlqDepth: 'flashsale_dlq_depth',
   consumerPaused: 'flashsale_consumer_paused',
   circuitOpen: 'flashsale_db_circuit_open',
+  dbSynchronousStandbys: 'flashsale_db_synchronous_standbys',
+  dbSynchronousCommit: 'flashsale_db_synchronous_commit',
   ackFrames: 'flashsale_ack_frames_total',
   publishesReturned: 'flashsale_publishes_returned_total',
   queueMissing: 'flashsale_queue_missing',

@@ -29,6 +29,8 @@ export class WorkerMetrics {
   private readonly dlqDepth: Gauge<'queue'>;
   private readonly consumerPaused: Gauge;
   private readonly circuitOpen: Gauge;
+  private readonly synchronousStandbys: Gauge;
+  private readonly synchronousCommit: Gauge<'setting'>;
   private readonly ackFrames: Counter;
   private readonly publishesReturned: Counter<'queue'>;
   private readonly queueMissing: Gauge<'queue'>;
@@ -131,6 +133,18 @@ export class WorkerMetrics {
       help: '1 while the database circuit breaker is open.',
       registers,
     });
+    this.synchronousStandbys = new Gauge({
+      name: METRIC.dbSynchronousStandbys,
+      help: 'Synchronous standbys confirming each commit of the orders database now (0: a failover can lose acked orders unless the platform replicates below PostgreSQL; -1: this role may not read pg_stat_replication).',
+      registers,
+    });
+    this.synchronousCommit = new Gauge({
+      name: METRIC.dbSynchronousCommit,
+      help: "The worker's session synchronous_commit, as the label whose value is 1 (on, remote_apply, remote_write wait for a synchronous standby; local, off do not).",
+      labelNames: ['setting'],
+      registers,
+    });
+    this.synchronousStandbys.set(-1);
     this.ackFrames = new Counter({
       name: METRIC.ackFrames,
       help: 'AMQP ack frames sent; one frame acks a whole run of settled messages.',
@@ -245,6 +259,13 @@ export class WorkerMetrics {
 
   circuitState(open: boolean): void {
     this.circuitOpen.set(open ? 1 : 0);
+  }
+
+  /** What the database said about the durability of a commit; `standbys` undefined: not readable (-1). */
+  durability(standbys: number | undefined, synchronousCommit: string): void {
+    this.synchronousStandbys.set(standbys ?? -1);
+    this.synchronousCommit.reset();
+    this.synchronousCommit.set({ setting: synchronousCommit }, 1);
   }
 
   /** Removes this worker's metrics from the registry (a second app in the same process re-registers). */
