@@ -2,6 +2,12 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { nodeListProblems } from '../common/broker-nodes.js';
 import { safeText } from '../common/safe-text.js';
+import {
+  DatabaseUrlError,
+  DEFAULT_DATABASE_URL,
+  parseDatabaseUrl,
+  reconcileDatabaseSettings,
+} from '../database/database-url.js';
 
 /**
  * Every setting of the worker, read from the environment: one line of meaning, its unit and its default.
@@ -26,8 +32,11 @@ export const settingsSchema = z
   .object({
     /** Broker to consume from: one URL, or the nodes of a cluster comma-separated (src/broker/broker-nodes.ts). */
     RABBITMQ_URL: amqpNodeList.default('amqp://guest:guest@127.0.0.1:5672'),
-    /** Database that holds `orders` and `audit_logs`. */
-    DATABASE_URL: postgresUrl.default('postgresql://postgres@127.0.0.1:5432/flashsale'),
+    /**
+     * Database that holds `orders` and `audit_logs`, in Prisma's form: its parameters (`schema`,
+     * `connection_limit`, `sslmode`, `pgbouncer`…) are honoured or refused (src/database/database-url.ts).
+     */
+    DATABASE_URL: postgresUrl.default(DEFAULT_DATABASE_URL),
     /** Queue the purchases arrive on. */
     PURCHASE_QUEUE: queueName.default('purchase'),
     /** Queue for messages that can never succeed; default `<PURCHASE_QUEUE>.dlq`. */
@@ -46,10 +55,16 @@ export const settingsSchema = z
     BATCH_WAIT_MS: int(0, 10_000).default(10),
     /** Batches written concurrently by one worker. */
     MAX_BATCHES_IN_FLIGHT: int(1, 64).default(3),
-    /** Connections in this worker's PostgreSQL pool (a fleet of N opens N times this). */
-    DB_POOL_SIZE: int(1, 100).default(4),
-    /** Longest wait for a pooled connection or a new one, in milliseconds. */
-    DB_CONNECT_TIMEOUT_MS: int(100, 120_000).default(5000),
+    /**
+     * Connections in this worker's PostgreSQL pool (a fleet of N opens N times this); default 4, or the URL's
+     * `connection_limit`.
+     */
+    DB_POOL_SIZE: int(1, 100).optional(),
+    /**
+     * Longest wait for a pooled connection or a new one, in milliseconds; default 5000, or the URL's
+     * `pool_timeout` / `connect_timeout` (seconds).
+     */
+    DB_CONNECT_TIMEOUT_MS: int(100, 120_000).optional(),
     /**
      * Longest a statement may run, or a transaction stay idle, before the database cancels it
      * (`statement_timeout`, `idle_in_transaction_session_timeout`), in milliseconds: an INSERT blocked on a
@@ -58,14 +73,16 @@ export const settingsSchema = z
     DB_STATEMENT_TIMEOUT_MS: int(100, 3_600_000).default(15_000),
     /**
      * Longest the worker waits for any answer to a query, in milliseconds (client side: a half-open socket
-     * after a failover never answers). Keep it above DB_STATEMENT_TIMEOUT_MS.
+     * after a failover never answers). Keep it above DB_STATEMENT_TIMEOUT_MS. Default 20 000, or the URL's
+     * `socket_timeout` (seconds).
      */
-    DB_QUERY_TIMEOUT_MS: int(100, 3_600_000).default(20_000),
+    DB_QUERY_TIMEOUT_MS: int(100, 3_600_000).optional(),
     /**
      * Whether the worker's statements are prepared once per connection (named) instead of parsed and planned
-     * on every batch; `false` behind a PgBouncer older than 1.21 in transaction pooling mode.
+     * on every batch; `false` behind a PgBouncer older than 1.21 in transaction pooling mode. Default true;
+     * false with the URL's `pgbouncer=true` or `statement_cache_size=0`.
      */
-    DB_PREPARED_STATEMENTS: z.stringbool().default(true),
+    DB_PREPARED_STATEMENTS: z.stringbool().optional(),
     /** Deliveries of one message before the broker dead-letters it (quorum `x-delivery-limit`). */
     MAX_DELIVERIES: int(1, 1000).default(10),
     /** Largest message body accepted, in bytes; a larger one is poison. */
@@ -111,13 +128,40 @@ export const settingsSchema = z
     /** Name of this worker in logs and metrics; default `<hostname>-<pid>`. */
     WORKER_ID: z.string().min(1).max(100).optional(),
   })
-  .transform((raw) => ({
+  .transform((raw, context) => ({
     ...raw,
+    ...databaseSettings(raw, context),
     DEAD_LETTER_QUEUE: raw.DEAD_LETTER_QUEUE ?? `${raw.PURCHASE_QUEUE}.dlq`,
     WORKER_ID: raw.WORKER_ID ?? `${hostname()}-${process.pid}`,
   }));
 
 export type Settings = z.output<typeof settingsSchema>;
+
+const DATABASE_DEFAULTS = {
+  DB_POOL_SIZE: 4,
+  DB_CONNECT_TIMEOUT_MS: 5000,
+  DB_QUERY_TIMEOUT_MS: 20_000,
+  DB_PREPARED_STATEMENTS: true,
+};
+
+/**
+ * DATABASE_URL parsed once, with the pool settings its parameters may give; a parameter the worker cannot
+ * honour, or one that disagrees with its setting, is a problem of DATABASE_URL (whose value is never shown).
+ */
+function databaseSettings(
+  raw: { DATABASE_URL: string } & Partial<typeof DATABASE_DEFAULTS>,
+  context: z.RefinementCtx,
+) {
+  try {
+    const databaseUrl = parseDatabaseUrl(raw.DATABASE_URL);
+    return { ...reconcileDatabaseSettings(databaseUrl, raw, DATABASE_DEFAULTS), databaseUrl };
+  } catch (error) {
+    if (!(error instanceof DatabaseUrlError)) throw error;
+    for (const message of error.problems)
+      context.addIssue({ code: 'custom', message, path: ['DATABASE_URL'] });
+    return z.NEVER;
+  }
+}
 
 /** Injection token of the validated settings (src/worker.module.ts). */
 export const SETTINGS = Symbol('SETTINGS');

@@ -1,6 +1,7 @@
 import { PrismaPg } from '@prisma/adapter-pg';
 import { createHash } from 'node:crypto';
 import type { Settings } from '../config/settings.js';
+import { connectionName } from './database-url.js';
 import { PrismaClient } from '../generated/prisma/client.js';
 
 /**
@@ -15,18 +16,26 @@ export class PrismaService extends PrismaClient {
     super({
       adapter: new PrismaPg(
         {
-          connectionString: settings.DATABASE_URL,
+          // DATABASE_URL as parsed at settings time, never as a connectionString: node-postgres would read
+          // every URL parameter as an option of its own, over the ones below (src/database/database-url.ts).
+          ...settings.databaseUrl.client,
           max: settings.DB_POOL_SIZE,
           connectionTimeoutMillis: settings.DB_CONNECT_TIMEOUT_MS,
-          idleTimeoutMillis: 30_000,
+          idleTimeoutMillis: settings.databaseUrl.idleTimeoutMs ?? 30_000,
+          maxLifetimeSeconds: settings.databaseUrl.maxLifetimeSeconds,
           statement_timeout: settings.DB_STATEMENT_TIMEOUT_MS,
           idle_in_transaction_session_timeout: settings.DB_STATEMENT_TIMEOUT_MS,
           query_timeout: settings.DB_QUERY_TIMEOUT_MS,
           keepAlive: true,
           keepAliveInitialDelayMillis: 10_000,
-          application_name: `flashsale-worker:${settings.WORKER_ID}`.slice(0, 63),
+          application_name: connectionName(settings.databaseUrl, settings.WORKER_ID),
         },
-        settings.DB_PREPARED_STATEMENTS ? { statementNameGenerator: ({ sql }) => statementName(sql) } : {},
+        {
+          schema: settings.databaseUrl.schema,
+          ...(settings.DB_PREPARED_STATEMENTS
+            ? { statementNameGenerator: ({ sql }) => statementName(sql) }
+            : {}),
+        },
       ),
       // Otherwise every query captures a stack trace (`new Error()`) up front, to point at the caller's line
       // if it fails: about 1 % of a worker's CPU in a burst (its profile). A raw query's error says the same

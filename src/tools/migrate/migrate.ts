@@ -4,12 +4,21 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import pg from 'pg';
 import { redactCredentials } from '../../common/log-redaction.js';
+import {
+  type DatabaseUrl,
+  DatabaseUrlError,
+  DEFAULT_DATABASE_URL,
+  parseDatabaseUrl,
+  quoteIdentifier,
+} from '../../database/database-url.js';
 
 /**
  * Applies `prisma/migrations/<stamp>_<name>/migration.sql` in order and records each in Prisma's own
  * `_prisma_migrations` ledger, so `prisma migrate deploy` (where the schema engine exists) and this offline
  * path agree on what has been applied. Creates the database first if it is missing (and only then connects to
- * the server's maintenance database).
+ * the server's maintenance database). Reads DATABASE_URL as the worker does (src/database/database-url.ts): with
+ * `?schema=`, as `prisma migrate deploy` does, the schema is created if missing and holds the ledger and the
+ * tables.
  */
 const MIGRATIONS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../../../prisma/migrations');
 const SOURCE_MIGRATIONS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../../prisma/migrations');
@@ -79,27 +88,23 @@ const MAINTENANCE_DATABASE = 'postgres';
  * The target comes first: behind PgBouncer, or for a role without access to the maintenance database, only the
  * target is reachable, and it usually exists already.
  */
-async function connectCreatingIfMissing(databaseUrl: string): Promise<pg.Client> {
-  const database = decodeURIComponent(new URL(databaseUrl).pathname.slice(1));
-  if (!database)
-    throw new MigrationError(`DATABASE_URL names no database: ${redactCredentials(databaseUrl)}`);
-  const client = new pg.Client({ connectionString: databaseUrl });
+async function connectCreatingIfMissing(target: DatabaseUrl): Promise<pg.Client> {
+  const { database } = target.client;
+  const client = new pg.Client(target.client);
   try {
     await client.connect();
     return client;
   } catch (error) {
     if ((error as { code?: string }).code !== INVALID_CATALOG_NAME) throw error;
   }
-  await createDatabase(databaseUrl, database);
-  const created = new pg.Client({ connectionString: databaseUrl });
+  await createDatabase(target, database);
+  const created = new pg.Client(target.client);
   await created.connect();
   return created;
 }
 
-async function createDatabase(databaseUrl: string, database: string): Promise<void> {
-  const maintenance = new URL(databaseUrl);
-  maintenance.pathname = `/${MAINTENANCE_DATABASE}`;
-  const client = new pg.Client({ connectionString: maintenance.toString() });
+async function createDatabase(target: DatabaseUrl, database: string): Promise<void> {
+  const client = new pg.Client({ ...target.client, database: MAINTENANCE_DATABASE });
   try {
     await client.connect();
   } catch (error) {
@@ -123,10 +128,12 @@ async function createDatabase(databaseUrl: string, database: string): Promise<vo
 
 /** Applies every pending migration; returns the names applied by this call. */
 export async function applyMigrations(databaseUrl: string): Promise<string[]> {
+  const target = migrationTarget(databaseUrl);
   const migrations = await readMigrations(await migrationsDirectory());
-  const client = await connectCreatingIfMissing(databaseUrl);
+  const client = await connectCreatingIfMissing(target);
   try {
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
+    if (target.schema !== undefined) await useSchema(client, target.schema);
     await client.query(LEDGER_DDL);
     const ledger = await client.query<{ migration_name: string; checksum: string; finished_at: Date | null }>(
       'SELECT migration_name, checksum, finished_at FROM "_prisma_migrations" WHERE rolled_back_at IS NULL',
@@ -161,6 +168,32 @@ export async function applyMigrations(databaseUrl: string): Promise<string[]> {
   }
 }
 
+function migrationTarget(databaseUrl: string): DatabaseUrl {
+  try {
+    return parseDatabaseUrl(databaseUrl);
+  } catch (error) {
+    if (!(error instanceof DatabaseUrlError)) throw error;
+    throw new MigrationError(error.message, undefined, { cause: error });
+  }
+}
+
+/**
+ * Creates `schema` if missing (under the lock: two migrators never race on it) and checks that the session's
+ * `search_path`, sent at start-up, leads there: a pooler that drops start-up options would otherwise put the
+ * tables in `public` without a word.
+ */
+async function useSchema(client: pg.Client, schema: string): Promise<void> {
+  // Created only when missing: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when it exists.
+  const existing = await client.query('SELECT 1 FROM pg_namespace WHERE nspname = $1', [schema]);
+  if (existing.rowCount === 0) await client.query(`CREATE SCHEMA ${quoteIdentifier(schema)}`);
+  const current = await client.query<{ schema: string | null }>('SELECT current_schema() AS schema');
+  if (current.rows[0]?.schema !== schema) {
+    throw new MigrationError(
+      `the session's search_path does not lead to schema ${quoteIdentifier(schema)} (current schema: ${String(current.rows[0]?.schema)}): does a pooler drop the start-up options?`,
+    );
+  }
+}
+
 async function applyOne(client: pg.Client, migration: MigrationFile): Promise<void> {
   try {
     await client.query('BEGIN');
@@ -184,7 +217,7 @@ async function applyOne(client: pg.Client, migration: MigrationFile): Promise<vo
 }
 
 async function main(): Promise<void> {
-  const databaseUrl = process.env.DATABASE_URL || 'postgresql://postgres@127.0.0.1:5432/flashsale';
+  const databaseUrl = process.env.DATABASE_URL || DEFAULT_DATABASE_URL;
   const applied = await applyMigrations(databaseUrl);
   const where = redactCredentials(databaseUrl);
   console.log(
