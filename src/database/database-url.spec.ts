@@ -3,13 +3,8 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { InvalidSettingsError, parseSettings } from '../config/settings.js';
-import {
-  connectionName,
-  type DatabaseUrl,
-  DatabaseUrlError,
-  optionSettings,
-  parseDatabaseUrl,
-} from './database-url.js';
+import { connectionName, type DatabaseUrl, DatabaseUrlError, parseDatabaseUrl } from './database-url.js';
+import { optionSettings } from './startup-options.js';
 
 const BASE = 'postgresql://api:s3cretpw@db.internal:6543/s3test';
 const url = (query: string) => parseDatabaseUrl(`${BASE}?${query}`);

@@ -1,7 +1,9 @@
-import { readFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
 import { safeText } from '../common/safe-text.js';
+import { SSL_PARAMETERS, tlsOptions } from './database-tls.js';
+import { startupOptions } from './startup-options.js';
+import { CONTROL, shownParameter } from './url-parameter.js';
 
 /**
  * `DATABASE_URL` read once, at settings time, in Prisma's own form: the flash-sale API and the worker often
@@ -86,15 +88,6 @@ const REFUSED: Record<string, string> = {
   binary: 'not supported',
 };
 
-const SSL_PARAMETERS = [
-  'sslmode',
-  'sslaccept',
-  'sslrootcert',
-  'sslcert',
-  'sslkey',
-  'sslidentity',
-  'sslpassword',
-];
 const HONOURED = new Set([
   'schema',
   'connection_limit',
@@ -111,19 +104,8 @@ const HONOURED = new Set([
   'channel_binding',
   ...SSL_PARAMETERS,
 ]);
-// Parameters whose value may be a secret: never shown in a message.
-const SECRET = new Set(['sslpassword', 'password', 'user']);
 // PostgreSQL truncates longer names (NAMEDATALEN - 1): the schema created would not be the one written.
 const MAX_IDENTIFIER_BYTES = 63;
-const CONTROL = /\p{Cc}/u;
-
-/** `name=value` as a message shows it: the value quoted, cut, without control characters; secrets hidden. */
-export function shownParameter(name: string, value: string): string {
-  const shownName = JSON.stringify(safeText(name, 64)).slice(1, -1);
-  return SECRET.has(name)
-    ? `${shownName} (value hidden)`
-    : `${shownName}=${JSON.stringify(safeText(value, 100))}`;
-}
 
 /** A worker's connections' `application_name`: `<application_name or flashsale-worker>:<WORKER_ID>`, in 63 bytes. */
 export function connectionName(databaseUrl: DatabaseUrl, workerId: string): string {
@@ -300,167 +282,6 @@ function readStatementParameters(
       value: Number(cache) > 0,
       parameter: `statement_cache_size=${Number(cache)}`,
     };
-}
-
-// Server settings the worker sets itself: set in `options`, they would be overridden without a word.
-const SET_BY_WORKER: Record<string, string> = {
-  search_path: 'write schema=',
-  statement_timeout: 'set DB_STATEMENT_TIMEOUT_MS',
-  idle_in_transaction_session_timeout: 'set DB_STATEMENT_TIMEOUT_MS',
-  application_name: 'write application_name=',
-};
-
-/** PostgreSQL's `options`: the URL's own, then the schema as `search_path` (quoted, escaped as options are). */
-function startupOptions(options: string | undefined, schema: string | undefined, problems: string[]) {
-  if (options !== undefined) {
-    if (CONTROL.test(options) || Buffer.byteLength(options) > 4096) {
-      problems.push('options: at most 4096 bytes without control characters');
-      return undefined;
-    }
-    for (const setting of optionSettings(options)) {
-      const instead = SET_BY_WORKER[setting];
-      if (instead) problems.push(`options sets ${setting}, which the worker sets itself: ${instead}`);
-    }
-  }
-  const searchPath =
-    schema === undefined ? undefined : `-c search_path=${escapeOption(quoteIdentifier(schema))}`;
-  return [options?.trim(), searchPath].filter(Boolean).join(' ') || undefined;
-}
-
-/** The names of the settings an `options` string sets (`-c name=value`, `-cname=value`, `--name=value`). */
-export function optionSettings(options: string): string[] {
-  const args = splitOptions(options);
-  const settings: string[] = [];
-  args.forEach((arg, index) => {
-    const assignment = arg === '-c' ? args[index + 1] : /^-c|^--/.test(arg) ? arg.slice(2) : undefined;
-    if (assignment) settings.push((assignment.split('=')[0] ?? '').toLowerCase().replaceAll('-', '_'));
-  });
-  return settings;
-}
-
-/** Splits `options` as PostgreSQL does (pg_split_opts): at whitespace, a backslash escaping the next character. */
-function splitOptions(options: string): string[] {
-  const args: string[] = [];
-  let current: string | undefined;
-  for (let index = 0; index < options.length; index++) {
-    const char = options[index] ?? '';
-    if (/\s/.test(char)) {
-      if (current !== undefined) args.push(current);
-      current = undefined;
-    } else if (char === '\\') current = (current ?? '') + (options[++index] ?? '');
-    else current = (current ?? '') + char;
-  }
-  if (current !== undefined) args.push(current);
-  return args;
-}
-
-/** A PostgreSQL identifier in double quotes, its quotes doubled. */
-export function quoteIdentifier(name: string): string {
-  return `"${name.replaceAll('"', '""')}"`;
-}
-
-/** A value escaped for PostgreSQL's `options` (backslash before whitespace and backslashes). */
-function escapeOption(value: string): string {
-  return value.replace(/[\s\\]/g, (char) => `\\${char}`);
-}
-
-/**
- * node-postgres' `ssl` for Prisma's sslmode and sslaccept, with libpq's meanings for verify-ca and
- * verify-full; undefined when the URL says nothing of TLS (node-postgres' default: no TLS unless PGSSLMODE).
- */
-function tlsOptions(
-  parameters: Map<string, string>,
-  problems: string[],
-): false | ConnectionOptions | undefined {
-  const mode = parameters.get('sslmode');
-  const given = SSL_PARAMETERS.filter((name) => name !== 'sslmode' && parameters.has(name));
-  if (mode === undefined) {
-    if (given.length)
-      problems.push(`${given.join(', ')} without sslmode: write sslmode=require, verify-ca or verify-full`);
-    return undefined;
-  }
-  if (mode === 'disable') {
-    if (given.length) problems.push(`${given.join(', ')} with sslmode=disable: TLS is off, remove them`);
-    return false;
-  }
-  if (mode === 'prefer') {
-    problems.push(
-      'sslmode=prefer: node-postgres cannot fall back to plaintext when the server offers no TLS; write sslmode=require (TLS) or sslmode=disable',
-    );
-    return undefined;
-  }
-  if (mode !== 'require' && mode !== 'verify-ca' && mode !== 'verify-full') {
-    problems.push(`${shownParameter('sslmode', mode)}: disable, require, verify-ca or verify-full`);
-    return undefined;
-  }
-  const ssl: ConnectionOptions = {};
-  const file = (name: string) => certificateFile(name, parameters.get(name), problems);
-  const ca = file('sslrootcert');
-  if (ca) ssl.ca = ca;
-  const accept = parameters.get('sslaccept');
-  if (accept !== undefined && mode !== 'require')
-    problems.push(`sslaccept with sslmode=${mode}: sslaccept applies to sslmode=require only`);
-  else if (accept !== undefined && accept !== 'strict' && accept !== 'accept_invalid_certs')
-    problems.push(`${shownParameter('sslaccept', accept)}: strict or accept_invalid_certs`);
-  if (mode === 'verify-ca' && !ca)
-    problems.push('sslmode=verify-ca needs sslrootcert=<CA file>: or write verify-full');
-  if (accept === 'accept_invalid_certs' && ca)
-    problems.push(
-      'sslrootcert with sslaccept=accept_invalid_certs: the CA would never be checked; remove one',
-    );
-  // require: Prisma's default sslaccept (accept_invalid_certs) checks nothing; libpq's require with a root
-  // certificate checks the chain (verify-ca); sslaccept=strict checks the chain and the host name.
-  const checksChain = mode !== 'require' || accept === 'strict' || (accept === undefined && Boolean(ca));
-  const checksHost = mode === 'verify-full' || accept === 'strict';
-  ssl.rejectUnauthorized = checksChain;
-  if (checksChain && !checksHost) ssl.checkServerIdentity = () => undefined;
-  clientIdentity(parameters, ssl, file, problems);
-  return ssl;
-}
-
-/** The client's certificate: sslcert + sslkey (PEM), or sslidentity (PKCS#12), each with sslpassword. */
-function clientIdentity(
-  parameters: Map<string, string>,
-  ssl: ConnectionOptions,
-  file: (name: string) => Buffer | undefined,
-  problems: string[],
-): void {
-  const [cert, key, identity] = ['sslcert', 'sslkey', 'sslidentity'].map((name) => parameters.has(name));
-  if (cert && !key)
-    problems.push(
-      'sslcert without sslkey: Prisma reads sslcert as the server CA, node-postgres as the client certificate; write sslrootcert=<CA file> for the CA, or sslcert with sslkey for a client certificate',
-    );
-  if (key && !cert) problems.push('sslkey without sslcert: write both for a client certificate');
-  if (identity && (cert || key)) problems.push('sslidentity with sslcert/sslkey: write one client identity');
-  if (parameters.has('sslpassword') && !key && !identity)
-    problems.push('sslpassword without sslkey or sslidentity: it unlocks one of them');
-  if (cert && key) {
-    ssl.cert = file('sslcert');
-    // Not enumerable, as node-postgres does with its own: an inspected or logged config does not show it.
-    Object.defineProperty(ssl, 'key', { value: file('sslkey'), enumerable: false });
-  }
-  if (identity) ssl.pfx = file('sslidentity');
-  const passphrase = parameters.get('sslpassword');
-  if (passphrase !== undefined) ssl.passphrase = passphrase;
-}
-
-/** A certificate file's bytes; relative paths are refused (Prisma reads them from the schema's folder). */
-function certificateFile(name: string, path: string | undefined, problems: string[]): Buffer | undefined {
-  if (path === undefined) return undefined;
-  if (!isAbsolute(path)) {
-    problems.push(
-      `${shownParameter(name, path)}: write an absolute path (Prisma reads a relative one from the schema's folder, node-postgres from the working directory)`,
-    );
-    return undefined;
-  }
-  try {
-    return readFileSync(path);
-  } catch (error) {
-    problems.push(
-      `${shownParameter(name, path)}: cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`,
-    );
-    return undefined;
-  }
 }
 
 /** The pool settings that a URL parameter can give too. */

@@ -9,8 +9,8 @@ import {
   DatabaseUrlError,
   DEFAULT_DATABASE_URL,
   parseDatabaseUrl,
-  quoteIdentifier,
 } from '../../database/database-url.js';
+import { quoteIdentifier } from '../../database/startup-options.js';
 
 /**
  * Applies `prisma/migrations/<stamp>_<name>/migration.sql` in order and records each in Prisma's own
@@ -38,16 +38,24 @@ const LEDGER_DDL = `CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
 
 export class MigrationError extends Error {
   override readonly name = 'MigrationError';
+  /** The ROLLBACK's own failure, when undoing a failed migration failed too. */
+  readonly rollbackError: Error | undefined;
   constructor(
     message: string,
     readonly migration?: string,
-    options?: ErrorOptions,
+    options?: ErrorOptions & { rollbackError?: Error | undefined },
   ) {
     super(message, options);
+    this.rollbackError = options?.rollbackError;
   }
 }
 
-interface MigrationFile {
+/** What applying one migration needs of a connection. */
+export interface MigrationClient {
+  query(sql: string, values?: unknown[]): Promise<unknown>;
+}
+
+export interface MigrationFile {
   name: string;
   sql: string;
   checksum: string;
@@ -194,7 +202,12 @@ async function useSchema(client: pg.Client, schema: string): Promise<void> {
   }
 }
 
-async function applyOne(client: pg.Client, migration: MigrationFile): Promise<void> {
+/**
+ * Applies one migration in a transaction with its ledger row. When it fails, the error thrown is the
+ * migration's: a ROLLBACK that fails too (the connection broke under the migration) is named in the message
+ * and kept as `rollbackError`, and PostgreSQL rolls the transaction back itself when the session ends.
+ */
+export async function applyOne(client: MigrationClient, migration: MigrationFile): Promise<void> {
   try {
     await client.query('BEGIN');
     await client.query(migration.sql);
@@ -205,13 +218,15 @@ async function applyOne(client: pg.Client, migration: MigrationFile): Promise<vo
     );
     await client.query('COMMIT');
   } catch (error) {
-    await client.query('ROLLBACK');
+    const rollbackError = await client.query('ROLLBACK').then(
+      () => undefined,
+      (rollbackFailure: unknown) => rollbackFailure as Error,
+    );
     throw new MigrationError(
-      `migration ${migration.name} failed: ${(error as Error).message}`,
+      `migration ${migration.name} failed: ${(error as Error).message}` +
+        (rollbackError ? ` (and its ROLLBACK failed too: ${rollbackError.message})` : ''),
       migration.name,
-      {
-        cause: error,
-      },
+      { cause: error, rollbackError },
     );
   }
 }
