@@ -382,3 +382,77 @@ describe('deploy/k8s/prometheus-operator', () => {
     expect((rule.spec as { groups: unknown[] }).groups).toEqual(alerts.groups);
   });
 });
+
+describe('deploy/k8s/components/cloudnative-pg', () => {
+  const COMPONENT = resolve(K8S, 'components/cloudnative-pg');
+  const component = readYaml(resolve(COMPONENT, 'kustomization.yaml'))[0] as {
+    kind: string;
+    resources: string[];
+    patches: { path: string }[];
+  };
+  const cluster = only(
+    'Cluster',
+    component.resources.flatMap((file) => readYaml(resolve(COMPONENT, file)) as Manifest[]),
+  );
+  const clusterSpec = cluster.spec as {
+    instances: number;
+    postgresql: { synchronous?: { method: string; number: number; dataDurability?: string } };
+    bootstrap: { initdb: { database: string; owner: string } };
+  };
+  const patches = component.patches.flatMap(
+    (patch) => readYaml(resolve(COMPONENT, patch.path)) as Manifest[],
+  );
+  const patched = (kind: string) => {
+    const patch = only(kind, patches);
+    expect(patch.metadata.name).toBe(only(kind).metadata.name);
+    return (patch.spec as { template: PodTemplate }).template.spec;
+  };
+
+  it('is a kustomize component that deploy/k8s offers', () => {
+    expect(component.kind).toBe('Component');
+    expect(readFileSync(resolve(K8S, 'kustomization.yaml'), 'utf8')).toMatch(
+      /^#?\s*-\s*components\/cloudnative-pg$/m,
+    );
+  });
+
+  it('runs three instances with a synchronous standby that every commit waits for', () => {
+    expect(cluster.apiVersion).toBe('postgresql.cnpg.io/v1');
+    expect(clusterSpec.instances).toBe(3);
+    expect(clusterSpec.postgresql.synchronous).toEqual({
+      method: 'any',
+      number: 1,
+      dataDurability: 'required',
+    });
+    expect(clusterSpec.postgresql.synchronous?.number).toBeLessThan(clusterSpec.instances);
+  });
+
+  it('creates the flashsale database with its owner', () => {
+    expect(clusterSpec.bootstrap.initdb).toEqual({ database: 'flashsale', owner: 'flashsale' });
+  });
+
+  it("points every container that connects at the Cluster's -rw Service, through the operator's app Secret", () => {
+    const fromClusterSecret = {
+      name: 'DATABASE_URL',
+      valueFrom: { secretKeyRef: { name: `${cluster.metadata.name}-app`, key: 'uri' } },
+    };
+    const deploymentPatch = patched('Deployment');
+    const jobPatch = patched('Job');
+    const connecting = [
+      [podSpec.containers, deploymentPatch.containers],
+      [podSpec.initContainers ?? [], deploymentPatch.initContainers ?? []],
+      [specOf('Job').template.spec.containers, jobPatch.containers],
+    ] as const;
+    for (const [base, patch] of connecting) {
+      for (const container of base.filter((container) => container.image === worker.image)) {
+        const patchedContainer = patch.find((candidate) => candidate.name === container.name);
+        expect({ container: container.name, env: patchedContainer?.env }).toEqual({
+          container: container.name,
+          env: [fromClusterSecret],
+        });
+      }
+      expect(patch.map((container) => container.name).sort()).toEqual(
+        base.map((container) => container.name).sort(),
+      );
+    }
+  });
+});
