@@ -3,7 +3,7 @@ import prettier from 'eslint-config-prettier';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', '.tools/', 'src/generated/', 'coverage/', 'jest*.config.js'] },
+  { ignores: ['**/dist/', 'node_modules/', '.tools/', 'src/generated/', 'coverage/', 'jest*.config.js'] },
   eslint.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -1,12 +1,23 @@
-/** Unit tests live beside the code (src, *.spec.ts); integration tests under test (*.test.ts). */
+/** Unit tests beside the code (*.spec.ts, in src and packages/NAME/src); integration tests under test (*.test.ts). */
 export default {
   testEnvironment: 'node',
   extensionsToTreatAsEsm: ['.ts'],
-  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  moduleNameMapper: {
+    '^(\\.{1,2}/.*)\\.js$': '$1',
+    // The workspace packages from their sources, as their own tests see them: no build between an edit and a
+    // test run. Worker processes the tests spawn read the built packages (dist) through node_modules.
+    '^@flashsale/contract$': '<rootDir>/packages/contract/src/index.ts',
+    '^@flashsale/publisher$': '<rootDir>/packages/publisher/src/index.ts',
+    '^@flashsale/publisher/nest$': '<rootDir>/packages/publisher/src/nest/index.ts',
+  },
   transform: { '^.+\\.ts$': ['ts-jest', { useESM: true }] },
   setupFilesAfterEnv: ['<rootDir>/test/support/preload-nest.ts'],
   testTimeout: 30_000,
   // The chaos suite starts and stops its own servers and has its own config: npm run test:chaos.
   testPathIgnorePatterns: ['/node_modules/', '<rootDir>/test/chaos/'],
-  testMatch: ['<rootDir>/src/**/*.spec.ts', '<rootDir>/test/**/*.test.ts'],
+  testMatch: [
+    '<rootDir>/src/**/*.spec.ts',
+    '<rootDir>/packages/*/src/**/*.spec.ts',
+    '<rootDir>/test/**/*.test.ts',
+  ],
 };

@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import pg from 'pg';
-import { PurchasePublisher } from '../src/tools/publisher/purchase-publisher.js';
+import { PurchasePublisher } from '@flashsale/publisher';
 import { countOrders, type LatencyPercentiles, readOrderStats } from './bench/order-stats.js';
 import { startProgress } from './bench/progress.js';
 import { publishWorkload, type PublishResult } from './bench/publish-workload.js';

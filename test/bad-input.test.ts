@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { GetMessage } from 'amqplib';
 import { randomUUID } from 'node:crypto';
-import type { RejectionCode } from '../src/purchases/purchase.schema.js';
+import type { RejectionCode } from '@flashsale/contract';
 import type { RunningWorker } from '../src/worker.module.js';
 import { waitFor } from './support/harness.js';
 import { TestWorld } from './support/test-worker.js';

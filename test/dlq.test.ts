@@ -3,7 +3,7 @@ import type { GetMessage } from 'amqplib';
 import { randomUUID } from 'node:crypto';
 import { DeadLetterAdmin, type DeadLetterListing } from '../src/tools/dlq/dead-letter.admin.js';
 import { DLQ_EXIT, runDlqCommand } from '../src/tools/dlq/dlq.command.js';
-import { parsePurchase } from '../src/purchases/purchase.schema.js';
+import { decodePurchase } from '@flashsale/contract';
 import { waitFor } from './support/harness.js';
 import { purchase, type PurchaseBody, TestWorld } from './support/test-worker.js';
 
@@ -21,7 +21,7 @@ const ALL_IDS = [VALID_ID, ...POISON.map((poison) => poison.messageId)].sort();
 
 /** The worker's own words for a body, so the listing can be checked exactly. */
 function rejectionOf(body: string) {
-  const parsed = parsePurchase(Buffer.from(body), 'application/json', 16 * 1024);
+  const parsed = decodePurchase(Buffer.from(body));
   if (parsed.ok) throw new Error(`${body} is valid`);
   return parsed.rejection;
 }

@@ -3,7 +3,7 @@ import type { GetMessage, Options } from 'amqplib';
 import fc from 'fast-check';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { orderKey } from './support/order-key.js';
-import { parsePurchase, type ParseResult } from '../src/purchases/purchase.schema.js';
+import { decodePurchase, type DecodeResult } from '@flashsale/contract';
 import type { RunningWorker } from '../src/worker.module.js';
 import { waitFor } from './support/harness.js';
 import { TestWorld } from './support/test-worker.js';
@@ -15,7 +15,7 @@ import { TestWorld } from './support/test-worker.js';
  * and headers. Whatever arrives, each message ends as exactly one of: a new order, a duplicate of an order
  * that exists, or one dead letter; each has exactly one audit row that says which; and the worker goes on.
  *
- * The oracle is `parsePurchase`, the worker's own validation (it has its own table-driven tests): this
+ * The oracle is `decodePurchase`, the worker's own validation (it has its own table-driven tests): this
  * property checks the bookkeeping from queue to tables, not the validation rules.
  *
  * Replay a failure with FC_SEED (and FC_PATH) from the report; FC_RUNS changes the number of batches.
@@ -295,7 +295,7 @@ interface Sent {
   messageId: string;
   spec: MessageSpec;
   content: Buffer;
-  verdict: ParseResult;
+  verdict: DecodeResult;
 }
 
 interface AuditRow {
@@ -340,7 +340,7 @@ function asReceived(value: string | undefined): string | undefined {
   return value === undefined ? undefined : Buffer.from(value, 'utf8').toString('utf8');
 }
 
-function describeVerdict(verdict: ParseResult): string {
+function describeVerdict(verdict: DecodeResult): string {
   return verdict.ok ? 'valid' : `invalid (${verdict.rejection.code})`;
 }
 
@@ -429,7 +429,10 @@ describe('the purchase pipeline fed random bytes, random JSON and hostile purcha
         messageId: `pp-${runTag}-${index}`,
         spec,
         content,
-        verdict: parsePurchase(content, asReceived(spec.contentType), MAX_MESSAGE_BYTES),
+        verdict: decodePurchase(content, {
+          contentType: asReceived(spec.contentType),
+          maxBytes: MAX_MESSAGE_BYTES,
+        }),
       };
     });
     const problems: string[] = [];
@@ -575,7 +578,10 @@ describe('the purchase pipeline fed random bytes, random JSON and hostile purcha
       const keys = new Set<string>();
       for (const spec of messages) {
         const content = materialise(spec.body, saleId);
-        const verdict = parsePurchase(content, asReceived(spec.contentType), MAX_MESSAGE_BYTES);
+        const verdict = decodePurchase(content, {
+          contentType: asReceived(spec.contentType),
+          maxBytes: MAX_MESSAGE_BYTES,
+        });
         if (!verdict.ok) count(verdict.rejection.code);
         else if (keys.has(orderKey(verdict.purchase))) count('duplicate');
         else count('new order');

@@ -4,8 +4,8 @@ import { createServer, type Server, type Socket, connect as tcpConnect } from 'n
 import {
   PublisherBackpressureError,
   PublishNotConfirmedError,
-} from '../src/tools/publisher/publisher-errors.js';
-import { PurchasePublisher } from '../src/tools/publisher/purchase-publisher.js';
+  PurchasePublisher,
+} from '@flashsale/publisher';
 import { TEST_RABBITMQ_URL, uniqueName, waitFor } from './support/harness.js';
 
 const saleId = '7f1d2c7e-5b8a-4c1e-9a55-3c2b7d9e0f11';

@@ -4,7 +4,7 @@ import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-ho
 import { InMemorySpanExporter, type ReadableSpan, SimpleSpanProcessor } from '@opentelemetry/sdk-trace';
 import { randomUUID } from 'node:crypto';
 import { registerTracing } from '../src/observability/tracing-sdk.js';
-import { PurchasePublisher } from '../src/tools/publisher/purchase-publisher.js';
+import { PurchasePublisher } from '@flashsale/publisher';
 import { waitFor } from './support/harness.js';
 import { TestWorld } from './support/test-worker.js';
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { createHash } from 'node:crypto';
 import { orderKey } from './support/order-key.js';
-import { parsePurchase } from '../src/purchases/purchase.schema.js';
+import { decodePurchase } from '@flashsale/contract';
 import { generateWorkload, POISON_KINDS, workloadBodies, type WorkloadOptions } from '../scripts/workload.js';
 
 const MAX_MESSAGE_BYTES = 16 * 1024;
@@ -22,7 +22,7 @@ function outcomeOf(bodies: Buffer[]) {
   let valid = 0;
   let poison = 0;
   for (const body of bodies) {
-    const parsed = parsePurchase(body, 'application/json', MAX_MESSAGE_BYTES);
+    const parsed = decodePurchase(body, { maxBytes: MAX_MESSAGE_BYTES });
     if (!parsed.ok) {
       poison += 1;
       continue;
@@ -67,9 +67,7 @@ describe('generateWorkload', () => {
     const workload = generateWorkload({ ...burst, poisonRate: 0.2 });
     for (const kind of POISON_KINDS) expect(workload.expected.poisonByKind[kind]).toBeGreaterThan(0);
     const poisonBodies = workload.entries.flatMap((entry) => (entry.kind === 'poison' ? [entry.body] : []));
-    const accepted = poisonBodies.filter(
-      (body) => parsePurchase(body, 'application/json', MAX_MESSAGE_BYTES).ok,
-    );
+    const accepted = poisonBodies.filter((body) => decodePurchase(body, { maxBytes: MAX_MESSAGE_BYTES }).ok);
     expect(accepted).toEqual([]);
   });
 

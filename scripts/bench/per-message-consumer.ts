@@ -1,7 +1,7 @@
 import amqp, { type ConsumeMessage } from 'amqplib';
 import { Command } from 'commander';
 import pg from 'pg';
-import { parsePurchase } from '../../src/purchases/purchase.schema.js';
+import { decodePurchase } from '@flashsale/contract';
 import { wholeNumber } from '../loadtest.js';
 
 /**
@@ -39,11 +39,10 @@ async function main(): Promise<void> {
   await channel.prefetch(flags.prefetch);
 
   const handle = async (message: ConsumeMessage) => {
-    const parsed = parsePurchase(
-      message.content,
-      message.properties.contentType as string | undefined,
-      flags.maxMessageBytes,
-    );
+    const parsed = decodePurchase(message.content, {
+      contentType: message.properties.contentType as string | undefined,
+      maxBytes: flags.maxMessageBytes,
+    });
     if (!parsed.ok) {
       channel.nack(message, false, false);
       return;

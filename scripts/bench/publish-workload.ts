@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { PurchasePublisher } from '../../src/tools/publisher/purchase-publisher.js';
+import type { PurchasePublisher } from '@flashsale/publisher';
 import { encodeEntry, type WorkloadEntry } from '../workload.js';
 
 export interface PublishPacing {

@@ -5,7 +5,7 @@ import pg from 'pg';
 import { purchaseTopology } from '../../src/broker/topology.js';
 import { parseSettings } from '../../src/config/settings.js';
 import { applyMigrations } from '../../src/tools/migrate/migrate.js';
-import { PurchasePublisher } from '../../src/tools/publisher/purchase-publisher.js';
+import { PurchasePublisher } from '@flashsale/publisher';
 import type { Workload } from '../workload.js';
 import {
   type BenchConsumers,

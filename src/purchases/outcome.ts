@@ -1,7 +1,7 @@
 import type { Context, SpanContext } from '@opentelemetry/api';
-import type { Purchase, Rejection } from './purchase.schema.js';
+import type { Purchase, Rejection } from '@flashsale/contract';
 
-export type { Rejection } from './purchase.schema.js';
+export type { Rejection } from '@flashsale/contract';
 
 /**
  * What became of one message. One place turns it into ack / nack / dead-letter (the broker's

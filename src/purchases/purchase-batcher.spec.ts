@@ -7,7 +7,7 @@ import { orderKey } from '../../test/support/order-key.js';
 import type { InsertedOrders } from '../database/order.writer.js';
 import type { Settled } from './outcome.js';
 import { type BatcherOptions, type OrderInserter, PurchaseBatcher } from './purchase-batcher.js';
-import type { Purchase } from './purchase.schema.js';
+import type { Purchase } from '@flashsale/contract';
 
 /** Holds every insert open until released, and records how many were open at once. */
 class HeldInserter implements OrderInserter {

@@ -12,7 +12,7 @@ import { compareOrderKeys, type InsertedOrders } from '../database/order.writer.
 import type { Span, SpanContext } from '@opentelemetry/api';
 import { contextOf, inChildSpan, startBatchSpan, tracingActive } from '../observability/tracing.js';
 import type { Outcome, Settled, SettledListener } from './outcome.js';
-import type { Purchase } from './purchase.schema.js';
+import type { Purchase } from '@flashsale/contract';
 
 export interface BatcherOptions {
   maxBatchSize: number;

@@ -8,7 +8,7 @@ import type { Settled } from './outcome.js';
 import type { OrderInserter } from './purchase-batcher.js';
 import { PurchasePipeline } from './purchase.pipeline.js';
 import { orderKey } from '../../test/support/order-key.js';
-import type { Purchase } from './purchase.schema.js';
+import type { Purchase } from '@flashsale/contract';
 
 const SALE_ID = '7f1d2c7e-5b8a-4c1e-9a55-3c2b7d9e0f11';
 

@@ -5,7 +5,7 @@ import type { CircuitBreaker } from '../database/circuit-breaker.js';
 import type { WorkerMetrics } from '../observability/worker-metrics.js';
 import type { IncomingMessage, MessageProcessor, Settled, SettledListener } from './outcome.js';
 import { type OrderInserter, PurchaseBatcher } from './purchase-batcher.js';
-import { parsePurchase } from './purchase.schema.js';
+import { decodePurchase } from '@flashsale/contract';
 
 /**
  * The path of one purchase: validate, then batch and persist. Outcomes go to the listener given to `connect`
@@ -47,8 +47,8 @@ export class PurchasePipeline<T> implements MessageProcessor<T> {
   process(message: IncomingMessage, token: T, trace?: SpanContext): void {
     const contentType =
       typeof message.properties.contentType === 'string' ? message.properties.contentType : undefined;
-    const { MAX_MESSAGE_BYTES, PURCHASE_PATTERN } = this.settings;
-    const parsed = parsePurchase(message.content, contentType, MAX_MESSAGE_BYTES, PURCHASE_PATTERN);
+    const { MAX_MESSAGE_BYTES: maxBytes, PURCHASE_PATTERN: pattern } = this.settings;
+    const parsed = decodePurchase(message.content, { contentType, maxBytes, pattern });
     if (parsed.ok) this.batcher.submit(parsed.purchase, token, trace);
     else this.settle([{ token, outcome: { kind: 'rejected', rejection: parsed.rejection } }]);
   }

@@ -75,3 +75,51 @@ export class InvalidPurchaseError extends PurchasePublishError {
     super(`purchase for "${queue}" is invalid: ${problems.join('; ')}`, queue);
   }
 }
+
+/**
+ * The worker answered a `request` with a rejection: the purchase was dead-lettered and will never be an order.
+ * `code` is the worker's stable rejection code (a `RejectionCode`), `reason` the sentence that says why.
+ */
+export class PurchaseRejectedError extends PurchasePublishError {
+  override readonly name = 'PurchaseRejectedError';
+  constructor(
+    queue: string,
+    messageId: string,
+    readonly code: string,
+    readonly reason: string,
+  ) {
+    super(
+      `purchase ${messageId} to "${queue}" rejected by the worker (${code}): ${reason}`,
+      queue,
+      messageId,
+    );
+  }
+}
+
+/**
+ * No reply to a `request` came within its timeout (confirm included). The purchase may be in the queue and
+ * its order may still come; asking again is safe, the worker absorbs a duplicate purchase.
+ */
+export class PurchaseReplyTimeoutError extends PurchasePublishError {
+  override readonly name = 'PurchaseReplyTimeoutError';
+  constructor(
+    queue: string,
+    messageId: string,
+    readonly correlationId: string,
+    readonly timeoutMs: number,
+  ) {
+    super(`no reply to purchase ${messageId} from "${queue}" within ${timeoutMs} ms`, queue, messageId);
+  }
+}
+
+/** The reply to a `request` is not one the worker writes (not JSON, an unknown status, a field missing). */
+export class InvalidReplyError extends PurchasePublishError {
+  override readonly name = 'InvalidReplyError';
+  constructor(
+    queue: string,
+    messageId: string,
+    readonly problem: string,
+  ) {
+    super(`the reply to purchase ${messageId} from "${queue}" is unreadable: ${problem}`, queue, messageId);
+  }
+}

@@ -1,10 +1,13 @@
-import { redactCredentials } from '../../common/log-redaction.js';
-import { settledBy, withTimeout, Waiters } from '../../common/waiting.js';
-import { randomUUID } from 'node:crypto';
-import { injectTraceContext } from '../../observability/tracing.js';
+import {
+  DEFAULT_PURCHASE_QUEUE,
+  encodePurchase,
+  PURCHASE_CONTENT_TYPE,
+  type PurchaseInput,
+} from '@flashsale/contract';
+import { context, propagation } from '@opentelemetry/api';
 import amqp, { type AmqpConnectionManager, type ChannelWrapper } from 'amqp-connection-manager';
 import type { ConfirmChannel, ConsumeMessage, Options } from 'amqplib';
-import { purchaseSchema } from '../../purchases/purchase.schema.js';
+import { randomUUID } from 'node:crypto';
 import {
   InvalidPurchaseError,
   type NotConfirmedReason,
@@ -12,13 +15,7 @@ import {
   PublisherClosedError,
   PublishNotConfirmedError,
 } from './publisher-errors.js';
-
-/** A purchase as the flash-sale API knows it; `timestamp` is when the purchase was made. */
-export interface PurchaseInput {
-  saleId: string;
-  userId: string;
-  timestamp: Date | string;
-}
+import { DIRECT_REPLY_TO, PendingReplies, type PurchaseOutcome } from './purchase-replies.js';
 
 export interface PurchasePublisherOptions {
   /** Broker URL, or several to round-robin between on reconnect. */
@@ -29,6 +26,8 @@ export interface PurchasePublisherOptions {
   maxPendingPublishes?: number;
   /** Longest wait for the broker's confirm of one publish, in milliseconds; 0 waits indefinitely. Default 30 000. */
   publishTimeoutMs?: number;
+  /** Longest wait of `request` for the worker's reply, in milliseconds. Default 30 000. */
+  replyTimeoutMs?: number;
   /** Declare the queue (durable, no arguments) on every connect. Default off: the worker owns the topology. */
   assertQueue?: boolean;
   /** Wait between two connection attempts, in milliseconds. Default 1000. */
@@ -48,33 +47,25 @@ export interface PublishOptions {
   messageId?: string;
   /** Extra AMQP headers. */
   headers?: Record<string, unknown>;
-  /** Overrides `publishTimeoutMs` for this message. */
+  /** Overrides `publishTimeoutMs` for this message (for `request`: `replyTimeoutMs`, the whole wait). */
   timeoutMs?: number;
 }
 
-export type EncodedPurchase = { ok: true; body: Buffer } | { ok: false; problems: string[] };
-
-/** The JSON body of a purchase, or what is wrong with it: the publisher refuses what the worker would reject. */
-export function encodePurchase(purchase: PurchaseInput): EncodedPurchase {
-  const timestamp =
-    purchase.timestamp instanceof Date
-      ? Number.isNaN(purchase.timestamp.getTime())
-        ? 'Invalid Date'
-        : purchase.timestamp.toISOString()
-      : purchase.timestamp;
-  const message = { saleId: purchase.saleId, userId: purchase.userId, timestamp };
-  const parsed = purchaseSchema.safeParse(message);
-  if (!parsed.success) {
-    return {
-      ok: false,
-      problems: parsed.error.issues.map((issue) => `${issue.path.join('.')} ${issue.message}`),
-    };
-  }
-  return { ok: true, body: Buffer.from(JSON.stringify(message)) };
+/** What a health check needs to know: whether publishes can go out now, and if not, why. */
+export interface PublisherState {
+  /** Connected to a broker, with the channel set up. */
+  connected: boolean;
+  /** The broker's reason while it blocks publishing (a memory or disk alarm). */
+  blockedReason: string | undefined;
+  pendingPublishes: number;
+  maxPendingPublishes: number;
+  /** `close()` was called. */
+  closed: boolean;
 }
 
 const DEFAULT_MAX_PENDING_PUBLISHES = 10_000;
 const DEFAULT_PUBLISH_TIMEOUT_MS = 30_000;
+const DEFAULT_REPLY_TIMEOUT_MS = 30_000;
 const DEFAULT_CLOSE_TIMEOUT_MS = 30_000;
 // A confirm lost with its channel is re-sent on the next channel; past this many channels, give up.
 const MAX_SEND_ATTEMPTS = 10;
@@ -87,36 +78,50 @@ function positiveInteger(name: string, value: number): number {
   return value;
 }
 
+function wholeMilliseconds(name: string, value: number): number {
+  if (!Number.isInteger(value) || value < 0)
+    throw new RangeError(`${name} must be a whole number of milliseconds, got ${value}`);
+  return value;
+}
+
 /**
  * Publishes purchases the way the worker expects them: persistent JSON on the default exchange with routing
  * key = queue, each one confirmed by the broker before `publish` resolves. While the broker is unreachable,
- * publishes wait for the reconnect, at most `maxPendingPublishes` of them.
+ * publishes wait for the reconnect, at most `maxPendingPublishes` of them. `request` also waits for the
+ * worker's reply, through RabbitMQ's direct reply-to.
  */
 export class PurchasePublisher {
   readonly queue: string;
   private readonly maxPendingPublishes: number;
   private readonly publishTimeoutMs: number;
+  private readonly replyTimeoutMs: number;
   private connection: AmqpConnectionManager | undefined;
   private channel: ChannelWrapper | undefined;
   private pending = 0;
-  private readonly idleWaiters = new Waiters();
+  private idleWaiters: (() => void)[] = [];
   // Message ids the broker returned as unroutable; a return always precedes the confirm on its channel.
   private readonly returnedMessageIds = new Set<string>();
+  private readonly replies: PendingReplies;
   private closing: Promise<void> | undefined;
   private channelClosedByUs = false;
+  private channelReady = false;
+  private blockedReason: string | undefined;
 
   constructor(private readonly options: PurchasePublisherOptions) {
-    this.queue = options.queue ?? 'purchase';
+    this.queue = options.queue ?? DEFAULT_PURCHASE_QUEUE;
     this.maxPendingPublishes = positiveInteger(
       'maxPendingPublishes',
       options.maxPendingPublishes ?? DEFAULT_MAX_PENDING_PUBLISHES,
     );
-    this.publishTimeoutMs = options.publishTimeoutMs ?? DEFAULT_PUBLISH_TIMEOUT_MS;
-    if (!Number.isInteger(this.publishTimeoutMs) || this.publishTimeoutMs < 0) {
-      throw new RangeError(
-        `publishTimeoutMs must be a whole number of milliseconds, got ${this.publishTimeoutMs}`,
-      );
-    }
+    this.publishTimeoutMs = wholeMilliseconds(
+      'publishTimeoutMs',
+      options.publishTimeoutMs ?? DEFAULT_PUBLISH_TIMEOUT_MS,
+    );
+    this.replyTimeoutMs = positiveInteger(
+      'replyTimeoutMs',
+      options.replyTimeoutMs ?? DEFAULT_REPLY_TIMEOUT_MS,
+    );
+    this.replies = new PendingReplies(this.queue);
   }
 
   /** Starts connecting (and reconnecting) in the background; publishes made before the first connect wait for it. */
@@ -128,16 +133,27 @@ export class PurchasePublisher {
     });
     const report = this.options.onConnectionEvent ?? (() => undefined);
     connection.on('connect', ({ url }) => report({ type: 'connected', url: redactUrl(url) }));
-    connection.on('disconnect', ({ err }) => report({ type: 'disconnected', error: err }));
+    connection.on('disconnect', ({ err }) => {
+      this.channelReady = false;
+      this.blockedReason = undefined;
+      report({ type: 'disconnected', error: err });
+    });
     connection.on('connectFailed', ({ err }) => report({ type: 'connect-failed', error: err }));
-    connection.on('blocked', ({ reason }) => report({ type: 'blocked', reason }));
-    connection.on('unblocked', () => report({ type: 'unblocked' }));
+    connection.on('blocked', ({ reason }) => {
+      this.blockedReason = reason;
+      report({ type: 'blocked', reason });
+    });
+    connection.on('unblocked', () => {
+      this.blockedReason = undefined;
+      report({ type: 'unblocked' });
+    });
     const channel = connection.createChannel({
       name: `purchase-publisher:${this.queue}`,
       confirm: true,
       json: false,
       setup: (confirmChannel: ConfirmChannel) => this.setUpChannel(confirmChannel),
     });
+    channel.on('connect', () => (this.channelReady = true));
     channel.on('error', (error: Error) => report({ type: 'setup-failed', error }));
     this.connection = connection;
     this.channel = channel;
@@ -148,16 +164,28 @@ export class PurchasePublisher {
   async waitUntilConnected(timeoutMs = 10_000): Promise<void> {
     const channel = this.start().channel;
     if (!channel) throw new PublisherClosedError(this.queue);
-    await withTimeout(
-      channel.waitForConnect(),
-      timeoutMs,
-      `not connected to the broker within ${timeoutMs} ms`,
-    );
+    const connected = await settledWithin(channel.waitForConnect(), timeoutMs);
+    if (!connected) throw new Error(`not connected to the broker within ${timeoutMs} ms`);
   }
 
   /** Publishes awaiting a broker confirm, buffered or in flight. */
   get pendingPublishes(): number {
     return this.pending;
+  }
+
+  /** Requests awaiting the worker's reply. */
+  get pendingRequests(): number {
+    return this.replies.size;
+  }
+
+  get state(): PublisherState {
+    return {
+      connected: this.channelReady && this.connection?.isConnected() === true,
+      blockedReason: this.blockedReason,
+      pendingPublishes: this.pending,
+      maxPendingPublishes: this.maxPendingPublishes,
+      closed: this.closing !== undefined,
+    };
   }
 
   /** Publishes one purchase; resolves when the broker has confirmed it (it is on disk in the queue). */
@@ -168,10 +196,35 @@ export class PurchasePublisher {
   }
 
   /**
+   * Publishes one purchase and resolves with its order once the worker has committed it (`confirmed`, or
+   * `duplicate` when the user had bought already); rejects with PurchaseRejectedError when the worker
+   * dead-lettered it, PurchaseReplyTimeoutError when no reply came within `timeoutMs` (default
+   * `replyTimeoutMs`, the whole wait, confirm included), or the publish's own error. The worker may reply
+   * twice to a redelivered message: the first reply settles the request, a later one is dropped.
+   */
+  async request(purchase: PurchaseInput, options: PublishOptions = {}): Promise<PurchaseOutcome> {
+    const encoded = encodePurchase(purchase);
+    if (!encoded.ok) throw new InvalidPurchaseError(this.queue, encoded.problems);
+    const timeoutMs = positiveInteger('timeoutMs', options.timeoutMs ?? this.replyTimeoutMs);
+    const messageId = options.messageId ?? randomUUID();
+    const correlationId = randomUUID();
+    // Waiting before publishing: the reply may come before the confirm does. A publish that fails ends the
+    // wait with its own error.
+    const reply = this.replies.expect(correlationId, messageId, timeoutMs);
+    const published = this.publishBody(
+      encoded.body,
+      { ...options, messageId, timeoutMs },
+      correlationId,
+    ).catch((error: unknown) => this.replies.fail(correlationId, error as Error));
+    const [, outcome] = await Promise.all([published, reply]);
+    return outcome;
+  }
+
+  /**
    * Publishes a body as it is, without checking it against the message contract (load tests use it to send
    * poison on purpose). Same confirms, bound and timeout as `publish`.
    */
-  publishBody(body: Buffer, options: PublishOptions = {}): Promise<void> {
+  publishBody(body: Buffer, options: PublishOptions = {}, correlationId?: string): Promise<void> {
     if (this.closing) return Promise.reject(new PublisherClosedError(this.queue));
     if (this.pending >= this.maxPendingPublishes) {
       return Promise.reject(
@@ -184,14 +237,17 @@ export class PurchasePublisher {
     const timeoutMs = options.timeoutMs ?? this.publishTimeoutMs;
     const deadline = timeoutMs > 0 ? Date.now() + timeoutMs : undefined;
     const messageId = options.messageId ?? randomUUID();
+    const headers = { ...options.headers };
+    // The caller's trace continues in the worker (W3C traceparent; nothing without OpenTelemetry set up).
+    propagation.inject(context.active(), headers);
     const properties: Options.Publish = {
       persistent: true,
-      contentType: 'application/json',
+      contentType: PURCHASE_CONTENT_TYPE,
       messageId,
       timestamp: Math.floor(Date.now() / 1000),
       mandatory: true,
-      // The caller's trace continues in the worker (W3C traceparent; nothing without OpenTelemetry set up).
-      headers: injectTraceContext({ ...options.headers }),
+      headers,
+      ...(correlationId === undefined ? {} : { replyTo: DIRECT_REPLY_TO, correlationId }),
     };
     return this.sendUntilConfirmed(channel, body, properties, messageId, deadline).finally(() =>
       this.settled(),
@@ -199,9 +255,10 @@ export class PurchasePublisher {
   }
 
   /**
-   * Stops taking publishes, waits (at most `timeoutMs`) for the confirms of those pending, then closes the
-   * channel and the connection. Publishes still pending after the wait reject with reason `closed`.
-   * Calling it again returns the same promise.
+   * Stops taking publishes, waits (at most `timeoutMs`) for the confirms of those pending and the replies of
+   * the requests, then closes the channel and the connection. Publishes still pending after the wait reject
+   * with reason `publisher-closed`, requests with PublisherClosedError. Calling it again returns the same
+   * promise.
    */
   close({ timeoutMs = DEFAULT_CLOSE_TIMEOUT_MS }: { timeoutMs?: number } = {}): Promise<void> {
     this.closing ??= this.closeInOrder(timeoutMs);
@@ -209,8 +266,12 @@ export class PurchasePublisher {
   }
 
   private async closeInOrder(timeoutMs: number): Promise<void> {
-    await this.waitForIdle(timeoutMs);
+    const deadline = Date.now() + timeoutMs;
+    await settledWithin(this.whenIdle(), timeoutMs);
+    await settledWithin(this.replies.whenEmpty(), Math.max(0, deadline - Date.now()));
+    this.replies.failAll(new PublisherClosedError(this.queue));
     this.channelClosedByUs = true;
+    this.channelReady = false;
     const failures: unknown[] = [];
     try {
       await this.channel?.close();
@@ -231,6 +292,8 @@ export class PurchasePublisher {
       const messageId: unknown = message.properties.messageId;
       if (typeof messageId === 'string') this.returnedMessageIds.add(messageId);
     });
+    // Before any publish on this channel: a publish naming the direct reply-to needs its consumer first.
+    await channel.consume(DIRECT_REPLY_TO, (message) => this.replies.receive(message), { noAck: true });
     if (this.options.assertQueue) await channel.assertQueue(this.queue, { durable: true });
   }
 
@@ -273,15 +336,31 @@ export class PurchasePublisher {
   private settled(): void {
     this.pending -= 1;
     if (this.pending > 0) return;
-    this.idleWaiters.wakeAll();
+    for (const wake of this.idleWaiters.splice(0)) wake();
   }
 
-  private async waitForIdle(timeoutMs: number): Promise<void> {
-    if (this.pending === 0) return;
-    await settledBy(this.idleWaiters.wait(), Date.now() + timeoutMs);
+  private whenIdle(): Promise<void> {
+    if (this.pending === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
 }
 
+/** True when `work` resolves within `ms`, false past it; rejects as `work` does before then. `work` goes on. */
+async function settledWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  try {
+    return await Promise.race([work.then(() => true), expired]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** A broker URL with its password replaced by `***`, for the `connected` event. */
 function redactUrl(url: unknown): string {
-  return typeof url === 'string' ? redactCredentials(url) : '(connection options)';
+  if (typeof url !== 'string') return '(connection options)';
+  if (!URL.canParse(url)) return '(a URL that does not parse)';
+  const parsed = new URL(url);
+  if (parsed.password) parsed.password = '***';
+  return parsed.href;
 }

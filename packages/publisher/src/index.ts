@@ -1,0 +1,21 @@
+/** @flashsale/publisher: publishes purchases to the flashsale-worker fleet (the NestJS module: `@flashsale/publisher/nest`). */
+export {
+  type PublisherConnectionEvent,
+  type PublisherState,
+  type PublishOptions,
+  PurchasePublisher,
+  type PurchasePublisherOptions,
+} from './purchase-publisher.js';
+export { DIRECT_REPLY_TO, type PurchaseOutcome } from './purchase-replies.js';
+export {
+  InvalidPurchaseError,
+  InvalidReplyError,
+  type NotConfirmedReason,
+  PublisherBackpressureError,
+  PublisherClosedError,
+  PublishNotConfirmedError,
+  PurchasePublishError,
+  PurchaseRejectedError,
+  PurchaseReplyTimeoutError,
+} from './publisher-errors.js';
+export { type EncodedPurchase, encodePurchase, type PurchaseInput } from '@flashsale/contract';
