@@ -39,5 +39,5 @@ STOPSIGNAL SIGTERM
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
   CMD ["node", "-e", "fetch(`http://127.0.0.1:${process.env.HTTP_PORT || 3000}/health`, { signal: AbortSignal.timeout(4000) }).then((response) => process.exit(response.ok ? 0 : 1), () => process.exit(1))"]
 # Exec form: node is PID 1 and receives SIGTERM itself (it installs its own handlers, so no init is needed).
-# Flags: src/node-flags.ts (test/deploy checks they match).
-CMD ["node", "--max-semi-space-size=16", "--min-semi-space-size=16", "--efficiency-mode", "--no-single-threaded-gc-in-background", "dist/src/main.js"]
+# start.js re-executes node in place (same PID) with the worker's flags, src/node-flags.ts, on main.js.
+CMD ["node", "dist/src/start.js"]

@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { settingsSchema } from '../src/config/settings.js';
+import { WORKER_NODE_FLAGS } from '../src/node-flags.js';
 import { WORKER_MAIN } from './support/worker-process.js';
 
 const PROJECT_ROOT = resolve(import.meta.dirname, '..');
@@ -26,6 +27,14 @@ const runWith = (env: NodeJS.ProcessEnv, ...args: string[]) =>
     ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
     (error: { code: number; stdout: string; stderr: string }) => error,
   );
+
+/** `npm start` and the image's CMD: `node dist/src/start.js`, which runs main.js under the worker's flags. */
+const LAUNCHER = resolve(PROJECT_ROOT, 'dist/src/start.js');
+
+/** Preloaded by node, it writes down on stderr, as one JSON line, the process it runs in. */
+const PROCESS_PROBE = `data:text/javascript,${encodeURIComponent(
+  'process.stderr.write(JSON.stringify({ pid: process.pid, execArgv: process.execArgv, argv: process.argv.slice(1) }) + "\\n")',
+)}`;
 
 const { version } = JSON.parse(readFileSync(resolve(PROJECT_ROOT, 'package.json'), 'utf8')) as {
   version: string;
@@ -66,6 +75,30 @@ describe('the worker command line', () => {
     expect(result.stderr).toContain('OTEL_TRACES_EXPORTER');
     expect(['\u001b', '\u202e'].some((raw) => result.stderr.includes(raw))).toBe(false);
     expect(result.stderr.length).toBeLessThan(2000);
+  });
+
+  it('starts through start.js as main.js under the Node flags, in the same process, its options passed on', async () => {
+    const { stdout, stderr } = await promisify(execFile)(
+      process.execPath,
+      ['--import', PROCESS_PROBE, LAUNCHER, '--version'],
+      { cwd: PROJECT_ROOT, timeout: 10_000 },
+    );
+    const [launcher, worker, ...rest] = stderr
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line) as { pid: number; execArgv: string[]; argv: string[] });
+    expect(rest).toEqual([]);
+    expect(launcher).toEqual({
+      pid: expect.any(Number),
+      execArgv: ['--import', PROCESS_PROBE],
+      argv: [LAUNCHER, '--version'],
+    });
+    expect(worker).toEqual({
+      pid: launcher?.pid,
+      execArgv: [...WORKER_NODE_FLAGS, '--import', PROCESS_PROBE],
+      argv: [WORKER_MAIN, '--version'],
+    });
+    expect(stdout).toBe(`${version} (Node ${process.version})\n`);
   });
 
   it('refuses an unknown option or argument with exit code 1 and says which', async () => {

@@ -38,8 +38,8 @@ export interface OutcomeReporterOptions {
  * The one place that turns an outcome into an audit event, a metric and a log line: per message at debug
  * (failures at warn, up to a limit per interval), and at info one summary of the counts per interval with
  * messages, so the info log grows with time, not with traffic. The last summary is written at shutdown.
- * A flood of poison must not become a flood of log lines: each one is a synchronous write of about 100 µs,
- * and the dead-letter queue and `audit_logs` hold every rejected message with its reason already.
+ * A flood of poison must not become a flood of synchronous log writes (docs/benchmarks.md, "Warn lines per
+ * message, capped"): the dead-letter queue and `audit_logs` hold every rejected message with its reason.
  */
 export class OutcomeReporter implements OutcomeListener {
   private readonly logger = new Logger('PurchaseOutcome');

@@ -37,9 +37,8 @@ export class PrismaService extends PrismaClient {
             : {}),
         },
       ),
-      // Otherwise every query captures a stack trace (`new Error()`) up front, to point at the caller's line
-      // if it fails: about 1 % of a worker's CPU in a burst (its profile). A raw query's error says the same
-      // without it ("Raw query failed. Code: … Message: …"), and the worker's errors name their batch.
+      // No stack trace captured up front for every query; the errors say as much without it
+      // (docs/benchmarks.md, "Prisma's minimal error format").
       errorFormat: 'minimal',
     });
   }

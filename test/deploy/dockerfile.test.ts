@@ -154,10 +154,11 @@ describe('Dockerfile', () => {
 
   it('starts node directly with an exec-form CMD, so SIGTERM reaches the worker', () => {
     const command = execForm(args(runtime, 'CMD').at(-1) ?? '');
-    expect(command).toEqual(['node', ...WORKER_NODE_FLAGS, 'dist/src/main.js']);
+    // start.js replaces itself with node running main.js under the worker's flags: still PID 1.
+    expect(command).toEqual(['node', 'dist/src/start.js']);
     expect(args(runtime, 'ENTRYPOINT')).toEqual([]);
     expect(args(runtime, 'STOPSIGNAL')).toEqual(['SIGTERM']);
-    expect(existsSync(resolve(ROOT, 'src/main.ts'))).toBe(true);
+    expect(existsSync(resolve(ROOT, 'src/start.ts'))).toBe(true);
   });
 
   it('exposes the default HTTP port of the settings', () => {
@@ -224,11 +225,16 @@ describe('Dockerfile HEALTHCHECK', () => {
     expect(await runHealthcheck(503)).toEqual({ exitCode: 1, paths: ['/health'] });
   });
 
-  it('starts the worker with the same Node flags through npm start', () => {
+  it('starts the worker through the same launcher with npm start, the Node flags declared only in node-flags.ts', () => {
     const packageJson = JSON.parse(readFileSync(resolve(ROOT, 'package.json'), 'utf8')) as {
       scripts: Record<string, string>;
     };
     const start = packageJson.scripts.start?.split(/\s+/) ?? [];
-    for (const flag of WORKER_NODE_FLAGS) expect(start).toContain(flag);
+    expect(start.at(-1)).toBe('dist/src/start.js');
+    expect(WORKER_NODE_FLAGS.length).toBeGreaterThan(0);
+    for (const flag of WORKER_NODE_FLAGS) {
+      expect({ flag, inStart: start.includes(flag) }).toEqual({ flag, inStart: false });
+      expect({ flag, inDockerfile: dockerfile.includes(flag) }).toEqual({ flag, inDockerfile: false });
+    }
   });
 });
