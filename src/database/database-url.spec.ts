@@ -130,8 +130,18 @@ describe('parseDatabaseUrl', () => {
     expect(problems(query).join('\n')).toContain(expected);
   });
 
-  it('connects through a socket directory given as host, as Prisma does', () => {
+  it('connects through a socket directory given as host, as Prisma does, or percent-encoded as the host', () => {
     expect(url('host=/var/run/postgresql').client.host).toBe('/var/run/postgresql');
+    expect(parseDatabaseUrl('postgresql://%2Fvar%2Frun%2Fpostgresql/d').client.host).toBe(
+      '/var/run/postgresql',
+    );
+  });
+
+  it('refuses a URL without a host or with several, saying how to reach a socket', () => {
+    expect(() => parseDatabaseUrl('postgresql://u@/db?host=/tmp')).toThrow(
+      'write localhost and host=<directory>',
+    );
+    expect(() => parseDatabaseUrl('postgresql://h1:5432,h2:5432/db')).toThrow('not a URL with one host');
   });
 
   it('honours channel_binding prefer and disable', () => {

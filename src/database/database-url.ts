@@ -121,7 +121,9 @@ export function parseDatabaseUrl(databaseUrl: string): DatabaseUrl {
   try {
     url = new URL(databaseUrl);
   } catch {
-    throw new DatabaseUrlError(['not a URL (one host: node-postgres connects to a single address)']);
+    throw new DatabaseUrlError([
+      'not a URL with one host (node-postgres connects to a single address; for a Unix socket write localhost and host=<directory>)',
+    ]);
   }
   if (url.protocol !== 'postgresql:' && url.protocol !== 'postgres:')
     problems.push('must start with postgresql:// or postgres://');
@@ -135,7 +137,8 @@ export function parseDatabaseUrl(databaseUrl: string): DatabaseUrl {
   if (socketHost !== undefined && !isAbsolute(socketHost))
     problems.push(`${shownParameter('host', socketHost)}: a socket directory must be an absolute path`);
   const client: DatabaseClientOptions = {
-    host: socketHost ?? url.hostname.replace(/^\[(.+)\]$/, '$1'),
+    // A percent-encoded host (`%2Fvar%2Frun%2Fpostgresql`) is a socket directory to node-postgres too.
+    host: socketHost ?? part('the host', url.hostname.replace(/^\[(.+)\]$/, '$1')),
     port: url.port ? Number(url.port) : 5432,
     database,
   };
