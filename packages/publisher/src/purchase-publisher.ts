@@ -288,6 +288,7 @@ export class PurchasePublisher {
   }
 
   private async setUpChannel(channel: ConfirmChannel): Promise<void> {
+    channel.on('close', () => (this.channelReady = false));
     channel.on('return', (message: ConsumeMessage) => {
       const messageId: unknown = message.properties.messageId;
       if (typeof messageId === 'string') this.returnedMessageIds.add(messageId);
