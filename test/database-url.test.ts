@@ -1,11 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { PrismaPg } from '@prisma/adapter-pg';
+import { execFile } from 'node:child_process';
 import { type AddressInfo, connect, createServer, type Server } from 'node:net';
+import { resolve } from 'node:path';
+import { promisify } from 'node:util';
 import { parseSettings } from '../src/config/settings.js';
 import { PrismaService } from '../src/database/prisma.service.js';
 import { PrismaClient } from '../src/generated/prisma/client.js';
 import { applyMigrations } from '../src/tools/migrate/migrate.js';
 import { TEST_POSTGRES_URL, waitFor } from './support/harness.js';
+import { WORKER_MAIN } from './support/worker-process.js';
 import { purchase, TestWorld } from './support/test-worker.js';
 
 /** DATABASE_URL written for Prisma, against the real PostgreSQL: each parameter does what it says. */
@@ -169,5 +173,39 @@ describe('a worker whose DATABASE_URL has pgbouncer=true', () => {
     await waitFor('20 orders', async () => (await world.orders()) === 20);
     expect(recorder.statementNames.length).toBeGreaterThan(0);
     expect(recorder.statementNames.filter((name) => name !== '')).toEqual([]);
+  });
+});
+
+describe('the built worker and migrator with a DATABASE_URL they cannot honour', () => {
+  const MIGRATOR = resolve(import.meta.dirname, '../dist/src/tools/migrate/migrate.js');
+  const BAD_URL =
+    'postgresql://api:s3cretpw@127.0.0.1:1/shop?schema=flashsale&sslmode=prefer&connection_limit=30';
+  const run = (script: string, env: NodeJS.ProcessEnv) =>
+    promisify(execFile)(process.execPath, [script], {
+      timeout: 10_000,
+      env: { ...process.env, RABBITMQ_URL: 'amqp://127.0.0.1:1', ...env },
+    }).then(
+      ({ stderr }) => ({ code: 0, stderr }),
+      (error: { code: number; stderr: string }) => error,
+    );
+
+  it('stops the worker at start-up (78), naming the parameter and the setting, never the password', async () => {
+    const refused = await run(WORKER_MAIN, { DATABASE_URL: BAD_URL });
+    expect(refused.code).toBe(78);
+    expect(refused.stderr).toContain('DATABASE_URL (value hidden): sslmode=prefer');
+    const conflicting = await run(WORKER_MAIN, {
+      DATABASE_URL: BAD_URL.replace('&sslmode=prefer', ''),
+      DB_POOL_SIZE: '4',
+    });
+    expect(conflicting.code).toBe(78);
+    expect(conflicting.stderr).toContain('connection_limit=30 and DB_POOL_SIZE=4 disagree');
+    expect(`${refused.stderr}${conflicting.stderr}`).not.toContain('s3cretpw');
+  });
+
+  it('stops the migrator before it connects, naming the parameter, never the password', async () => {
+    const result = await run(MIGRATOR, { DATABASE_URL: BAD_URL });
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('sslmode=prefer: node-postgres cannot fall back to plaintext');
+    expect(result.stderr).not.toContain('s3cretpw');
   });
 });
