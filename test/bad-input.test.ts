@@ -1,3 +1,9 @@
+/**
+ * The bad-input corpus against one running worker: every kind of body a publisher bug, an attacker or a
+ * foreign system might send. Each invalid one must end up as exactly one dead letter that says what was wrong
+ * and keeps the body byte for byte; each valid one as exactly one order with the userId as sent; and the
+ * worker must go on consuming after all of it.
+ */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { GetMessage } from 'amqplib';
 import { randomUUID } from 'node:crypto';
@@ -6,12 +12,6 @@ import type { RunningWorker } from '../src/worker.module.js';
 import { waitFor } from './support/harness.js';
 import { TestWorld } from './support/test-worker.js';
 
-/**
- * The bad-input corpus against one running worker: every kind of body a publisher bug, an attacker or a
- * foreign system might send. Each invalid one must end up as exactly one dead letter that says what was wrong
- * and keeps the body byte for byte; each valid one as exactly one order with the userId as sent; and the
- * worker must go on consuming after all of it.
- */
 const MAX_MESSAGE_BYTES = 32 * 1024;
 const LEVELS = 10_000;
 const SALE_ID = '7f1d2c7e-5b8a-4c1e-9a55-3c2b7d9e0f11';

@@ -1,3 +1,4 @@
+/** DATABASE_URL written for Prisma, against the real PostgreSQL: each parameter does what it says. */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { execFile } from 'node:child_process';
@@ -12,7 +13,6 @@ import { TEST_POSTGRES_URL, waitFor } from './support/harness.js';
 import { WORKER_MAIN } from './support/worker-process.js';
 import { purchase, TestWorld } from './support/test-worker.js';
 
-/** DATABASE_URL written for Prisma, against the real PostgreSQL: each parameter does what it says. */
 const withQuery = (databaseUrl: string, query: string) => `${databaseUrl}?${query}`;
 
 describe('a worker whose DATABASE_URL has ?schema=flashsale', () => {

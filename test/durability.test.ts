@@ -1,3 +1,4 @@
+/** Whether an acked order would survive the loss of the primary, as the worker tells the operator. */
 import { afterAll, beforeAll, describe, expect, it, jest } from '@jest/globals';
 import { Logger } from '@nestjs/common';
 import pg from 'pg';
@@ -10,7 +11,6 @@ import { WorkerMetrics } from '../src/observability/worker-metrics.js';
 import { uniqueName } from './support/harness.js';
 import { scrapedMetric, TestWorld } from './support/test-worker.js';
 
-/** Whether an acked order would survive the loss of the primary, as the worker tells the operator. */
 describe('the durability of an acked order', () => {
   let world: TestWorld;
   const role = uniqueName('fsw_reader');

@@ -1,3 +1,9 @@
+/**
+ * The bytes a NestJS API's ClientRMQ publishes (node_modules/@nestjs/microservices/client/client-rmq.js):
+ * `emit` sends JSON.stringify({pattern, data}) with no content type; `send` assigns an `id` to the packet
+ * before serialising it and adds `replyTo` and `correlationId`. The worker reads `data` as the purchase when
+ * the pattern is PURCHASE_PATTERN, and dead-letters any other pattern with the original bytes.
+ */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { GetMessage } from 'amqplib';
 import { randomUUID } from 'node:crypto';
@@ -5,12 +11,6 @@ import type { RunningWorker } from '../src/worker.module.js';
 import { waitFor } from './support/harness.js';
 import { purchase, type PurchaseBody, TestWorld } from './support/test-worker.js';
 
-/**
- * The bytes a NestJS API's ClientRMQ publishes (node_modules/@nestjs/microservices/client/client-rmq.js):
- * `emit` sends JSON.stringify({pattern, data}) with no content type; `send` assigns an `id` to the packet
- * before serialising it and adds `replyTo` and `correlationId`. The worker reads `data` as the purchase when
- * the pattern is PURCHASE_PATTERN, and dead-letters any other pattern with the original bytes.
- */
 const emitted = (data: unknown, pattern: unknown = 'purchase') =>
   Buffer.from(JSON.stringify({ pattern, data }));
 const sent = (data: unknown, id: string, pattern = 'purchase') =>

@@ -1,3 +1,4 @@
+/** scripts/node24, the development set-up that gives every npm script a Node 24.9 or newer. */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFile } from 'node:child_process';
 import { chmod, copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
@@ -5,7 +6,6 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 
-/** scripts/node24, the development set-up that gives every npm script a Node 24.9 or newer. */
 const ROOT = resolve(import.meta.dirname, '..');
 const NODE24 = join(ROOT, 'scripts/node24');
 const SYSTEM_PATH = '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';

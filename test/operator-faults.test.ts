@@ -1,3 +1,8 @@
+/**
+ * What operators and locked-down deployments do to a running fleet: delete the dead-letter queue, grant a
+ * consumer read and write but not configure, hold a lock on `orders`, flip pause and resume. Each on the
+ * shared broker and database, in a vhost and a database of this file's own.
+ */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -8,11 +13,6 @@ import { type RunningWorker, startWorker } from '../src/worker.module.js';
 import { uniqueName, waitFor } from './support/harness.js';
 import { purchase, scrapedMetric, TestWorld } from './support/test-worker.js';
 
-/**
- * What operators and locked-down deployments do to a running fleet: delete the dead-letter queue, grant a
- * consumer read and write but not configure, hold a lock on `orders`, flip pause and resume. Each on the
- * shared broker and database, in a vhost and a database of this file's own.
- */
 const run = promisify(execFile);
 const rabbitmqctl = (...args: string[]) => run('rabbitmqctl', ['-q', ...args]);
 

@@ -1,3 +1,4 @@
+/** The order INSERT against the real database: which rows it reports new, for every kind of userId. */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
 import { parseSettings } from '../src/config/settings.js';
@@ -10,7 +11,6 @@ import { compareOrderKeys, OrderWriter, type OrderRow } from '../src/database/or
 import { PrismaService } from '../src/database/prisma.service.js';
 import { createTestDatabase, type TestDatabase } from './support/harness.js';
 
-/** The order INSERT against the real database: which rows it reports new, for every kind of userId. */
 describe('OrderWriter on PostgreSQL', () => {
   let db: TestDatabase;
   let prisma: PrismaService;

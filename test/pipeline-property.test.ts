@@ -1,13 +1,3 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import type { GetMessage, Options } from 'amqplib';
-import fc from 'fast-check';
-import { randomBytes, randomUUID } from 'node:crypto';
-import { orderKey } from './support/order-key.js';
-import { decodePurchase, type DecodeResult } from '@flashsale/contract';
-import type { RunningWorker } from '../src/worker.module.js';
-import { waitFor } from './support/harness.js';
-import { TestWorld } from './support/test-worker.js';
-
 /**
  * A property of the whole pipeline (broker, worker, database), checked on random batches of messages: random
  * bytes, random JSON, purchase-shaped objects with hostile strings in every field, over-size bodies and valid
@@ -20,6 +10,16 @@ import { TestWorld } from './support/test-worker.js';
  *
  * Replay a failure with FC_SEED (and FC_PATH) from the report; FC_RUNS changes the number of batches.
  */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { GetMessage, Options } from 'amqplib';
+import fc from 'fast-check';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { orderKey } from './support/order-key.js';
+import { decodePurchase, type DecodeResult } from '@flashsale/contract';
+import type { RunningWorker } from '../src/worker.module.js';
+import { waitFor } from './support/harness.js';
+import { TestWorld } from './support/test-worker.js';
+
 const MAX_MESSAGE_BYTES = 32 * 1024;
 const RUNS = Number(process.env.FC_RUNS ?? 8);
 const SEED = process.env.FC_SEED === undefined ? undefined : Number(process.env.FC_SEED);

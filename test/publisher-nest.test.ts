@@ -1,3 +1,4 @@
+/** `PurchasePublisherModule` in a Nest application against the real broker: wiring, lifecycle, health. */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Injectable, Module } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
@@ -11,7 +12,6 @@ import {
 import { PublisherClosedError } from '@flashsale/publisher';
 import { TEST_RABBITMQ_URL, uniqueName, waitFor } from './support/harness.js';
 
-/** `PurchasePublisherModule` in a Nest application against the real broker: wiring, lifecycle, health. */
 const saleId = '7f1d2c7e-5b8a-4c1e-9a55-3c2b7d9e0f11';
 const purchase = (userId: string) => ({ saleId, userId, timestamp: new Date() });
 const UNREACHABLE_URL = 'amqp://guest:guest@127.0.0.1:1';

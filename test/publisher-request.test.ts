@@ -1,3 +1,8 @@
+/**
+ * `PurchasePublisher.request` against the real broker, with a stand-in for the worker's reply step that
+ * answers each request as a test tells it, in the worker's reply format (docs/contract.md): the client's
+ * side of request-response, its correlation, timeouts and close.
+ */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import amqp, { type Channel, type ChannelModel, type ConsumeMessage } from 'amqplib';
 import {
@@ -10,11 +15,6 @@ import {
 } from '@flashsale/publisher';
 import { TEST_RABBITMQ_URL, uniqueName, waitFor } from './support/harness.js';
 
-/**
- * `PurchasePublisher.request` against the real broker, with a stand-in for the worker's reply step that
- * answers each request as a test tells it, in the worker's reply format (docs/contract.md): the client's
- * side of request-response, its correlation, timeouts and close.
- */
 const saleId = '7f1d2c7e-5b8a-4c1e-9a55-3c2b7d9e0f11';
 const purchase = (userId: string) => ({ saleId, userId, timestamp: new Date('2026-11-22T10:00:00.000Z') });
 const confirmed = (message: ConsumeMessage, status = 'confirmed') => {

@@ -1,3 +1,8 @@
+/**
+ * A purchase traced end to end with OpenTelemetry: the API's span, carried in the AMQP headers by
+ * PurchasePublisher, is continued by the worker's span for the message, which the batch's span links to; the
+ * INSERT and the acks are children of the batch. Spans go to an in-memory exporter.
+ */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { context, ROOT_CONTEXT, trace } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
@@ -8,11 +13,6 @@ import { PurchasePublisher } from '@flashsale/publisher';
 import { waitFor } from './support/harness.js';
 import { TestWorld } from './support/test-worker.js';
 
-/**
- * A purchase traced end to end with OpenTelemetry: the API's span, carried in the AMQP headers by
- * PurchasePublisher, is continued by the worker's span for the message, which the batch's span links to; the
- * INSERT and the acks are children of the batch. Spans go to an in-memory exporter.
- */
 describe('tracing a purchase from the publisher to its ack', () => {
   const exporter = new InMemorySpanExporter();
   const contextManager = new AsyncLocalStorageContextManager();

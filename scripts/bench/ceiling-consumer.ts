@@ -1,14 +1,14 @@
-import amqp from 'amqplib';
-import { Command } from 'commander';
-import { wholeNumber } from '../loadtest.js';
-import { percentiles } from './latency.js';
-
 /**
  * The ceiling of the bench: a bare amqplib consumer with the worker's prefetch that acks every message
  * without touching a database. Whatever the worker does on top costs throughput against this.
  * Talks to the bench through JSON lines on stdout: `ready`, then `done` once `--expect` messages are acked.
  * The first `--skip` messages (a warm-up) are acked but left out of the figures.
  */
+import amqp from 'amqplib';
+import { Command } from 'commander';
+import { wholeNumber } from '../loadtest.js';
+import { percentiles } from './latency.js';
+
 const TIMESTAMP_FIELD = Buffer.from('"timestamp":"');
 
 /** Publish→ack latency from the body's timestamp, read without parsing the JSON (the ceiling stays bare). */

@@ -1,14 +1,14 @@
+/**
+ * The per-message design the worker is compared with: one `INSERT … ON CONFLICT DO NOTHING` and one ack
+ * per message, the worker's prefetch and pool size, messages handled concurrently as they arrive.
+ * Poison is rejected to the queue's dead-letter target. Prints `{"event":"ready"}` once consuming.
+ */
 import amqp, { type ConsumeMessage } from 'amqplib';
 import { Command } from 'commander';
 import pg from 'pg';
 import { decodePurchase } from '@flashsale/contract';
 import { wholeNumber } from '../loadtest.js';
 
-/**
- * The per-message design the worker is compared with: one `INSERT … ON CONFLICT DO NOTHING` and one ack
- * per message, the worker's prefetch and pool size, messages handled concurrently as they arrive.
- * Poison is rejected to the queue's dead-letter target. Prints `{"event":"ready"}` once consuming.
- */
 const INSERT_ORDER = `INSERT INTO orders (sale_id, user_id, purchased_at) VALUES ($1, $2, $3)
   ON CONFLICT (sale_id, user_id) DO NOTHING`;
 

@@ -30,7 +30,7 @@ const queueName = z
 
 export const settingsSchema = z
   .object({
-    /** Broker to consume from: one URL, or the nodes of a cluster comma-separated (src/broker/broker-nodes.ts). */
+    /** Broker to consume from: one URL, or the nodes of a cluster comma-separated (src/common/broker-nodes.ts). */
     RABBITMQ_URL: amqpNodeList.default('amqp://guest:guest@127.0.0.1:5672'),
     /**
      * Database that holds `orders` and `audit_logs`, in Prisma's form: its parameters (`schema`,

@@ -1,3 +1,11 @@
+/**
+ * Tracing of a purchase end to end, with OpenTelemetry. Off unless `OTEL_TRACES_EXPORTER` asks for it
+ * (`otlp`, configured by the standard `OTEL_EXPORTER_OTLP_*` variables, or `console`): then the W3C trace
+ * context a publisher put in the AMQP headers (`traceparent`, `tracestate`) is continued with a span per
+ * message, a span per batch linked to its messages, a span per INSERT and a span for the acks. Off, nothing
+ * here runs per message (every helper returns at once) and the SDK is not even loaded: only this API-only
+ * module is, and `tracing-sdk.ts` when the environment asks for traces.
+ */
 import {
   context,
   type Context,
@@ -12,14 +20,6 @@ import {
   trace,
 } from '@opentelemetry/api';
 
-/**
- * Tracing of a purchase end to end, with OpenTelemetry. Off unless `OTEL_TRACES_EXPORTER` asks for it
- * (`otlp`, configured by the standard `OTEL_EXPORTER_OTLP_*` variables, or `console`): then the W3C trace
- * context a publisher put in the AMQP headers (`traceparent`, `tracestate`) is continued with a span per
- * message, a span per batch linked to its messages, a span per INSERT and a span for the acks. Off, nothing
- * here runs per message (every helper returns at once) and the SDK is not even loaded: only this API-only
- * module is, and `tracing-sdk.ts` when the environment asks for traces.
- */
 export const TRACER_NAME = 'flashsale-worker';
 
 let active = false;

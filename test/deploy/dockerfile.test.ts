@@ -1,3 +1,4 @@
+/** The Dockerfile, read as instructions grouped by stage (no Docker engine needed). */
 import { describe, expect, it } from '@jest/globals';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -7,7 +8,6 @@ import { resolve } from 'node:path';
 import { settingsSchema } from '../../src/config/settings.js';
 import { WORKER_NODE_FLAGS } from '../../src/node-flags.js';
 
-/** The Dockerfile, read as instructions grouped by stage (no Docker engine needed). */
 const ROOT = resolve(import.meta.dirname, '../..');
 
 interface Instruction {

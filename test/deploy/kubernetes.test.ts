@@ -1,3 +1,4 @@
+/** The kustomize manifests under deploy/k8s, read as data (no cluster needed). */
 import { describe, expect, it } from '@jest/globals';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
@@ -5,7 +6,6 @@ import { resolve } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { settingsSchema } from '../../src/config/settings.js';
 
-/** The kustomize manifests under deploy/k8s, read as data (no cluster needed). */
 const ROOT = resolve(import.meta.dirname, '../..');
 const K8S = resolve(ROOT, 'deploy/k8s');
 // main.ts forces an exit this long after SHUTDOWN_DEADLINE_MS; the kubelet must not SIGKILL before then.

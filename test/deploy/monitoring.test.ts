@@ -1,10 +1,10 @@
+/** Alert rules, the Prometheus config and the Grafana dashboard under deploy/, checked against the metrics. */
 import { describe, expect, it } from '@jest/globals';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { parse } from 'yaml';
 import { MESSAGE_OUTCOMES, METRIC_NAMES } from '../../src/observability/metric-names.js';
 
-/** Alert rules, the Prometheus config and the Grafana dashboard under deploy/, checked against the metrics. */
 const DEPLOY = resolve(import.meta.dirname, '../../deploy');
 const HISTOGRAM_SUFFIX = /_(bucket|sum|count)$/;
 // Words of PromQL that look like metric names but are not.
