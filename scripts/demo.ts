@@ -4,22 +4,27 @@ import { join } from 'node:path';
 import { applyMigrations } from '../src/tools/migrate/migrate.js';
 import { Fleet } from './fleet.js';
 import {
-  formatSummary,
+  DEFAULT_API_URL,
   loadTestCommand,
   loadTestOptionsFromFlags,
-  runLoadTest,
+  runLoadTestFromFlags,
   wholeNumber,
   type LoadTestFlags,
 } from './loadtest.js';
+import { ExampleApiProcess } from './loadtest/example-api-process.js';
 
 /**
- * The quick start on a real workload: migrations, a fleet of workers, the load test, a graceful stop.
+ * The quick start on a real workload: migrations, a fleet of workers, the load test, a graceful stop. With
+ * `--http`, the example API runs beside the fleet and the load test goes through it over HTTP.
  * Exits with the load test's code (0 on PASS).
  */
 async function main(): Promise<number> {
   const flags = loadTestCommand()
     .name('demo')
-    .description('Migrate, start a fleet, run the load test against it, stop the fleet.')
+    .description(
+      'Migrate, start a fleet, run the load test against it, stop the fleet.\n' +
+        'With --http, the example API (examples/flash-sale-api) too, on the port of the URL given.',
+    )
     .option('--workers <n>', 'workers in the fleet', wholeNumber('--workers'), 3)
     .option('--base-port <port>', 'HTTP port of worker-1, 0 = free ports', wholeNumber('--base-port'), 3001)
     .parse()
@@ -34,7 +39,11 @@ async function main(): Promise<number> {
   const workerLog = createWriteStream(logFile);
   const fleet = new Fleet({ workers: flags.workers, basePort: flags.basePort, output: workerLog });
   // Never leave workers behind if the demo is interrupted.
-  process.on('exit', () => fleet.kill());
+  let api: ExampleApiProcess | undefined;
+  process.on('exit', () => {
+    fleet.kill();
+    api?.kill();
+  });
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     process.once(signal, () => void fleet.stop('SIGTERM').then(() => process.exit(130)));
   }
@@ -44,10 +53,22 @@ async function main(): Promise<number> {
   try {
     await fleet.ready(60_000);
     say(`${flags.workers} workers ready`);
-    const report = await runLoadTest(options);
-    process.stdout.write(formatSummary(report));
-    exitCode = report.pass ? 0 : 1;
+    if (flags.http) {
+      const url = typeof flags.http === 'string' ? flags.http : DEFAULT_API_URL;
+      say(`starting the example API on ${url} (logs in ${logFile})`);
+      api = await ExampleApiProcess.start({
+        url,
+        env: { RABBITMQ_URL: options.rabbitUrl, PURCHASE_QUEUE: options.queue },
+        output: workerLog,
+      });
+      say('example API healthy');
+    }
+    exitCode = (await runLoadTestFromFlags(flags)) ? 0 : 1;
   } finally {
+    if (api) {
+      say('stopping the example API');
+      await api.stop();
+    }
     say('stopping the fleet');
     const fleetCode = await fleet.stop('SIGTERM');
     say(

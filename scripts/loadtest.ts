@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import { realpathSync } from 'node:fs';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import pg from 'pg';
@@ -9,7 +8,12 @@ import { countOrders, type LatencyPercentiles, readOrderStats } from './bench/or
 import { startProgress } from './bench/progress.js';
 import { publishWorkload, type PublishResult } from './bench/publish-workload.js';
 import { QueueProbe } from './bench/queue-probe.js';
+import { type HttpLoadTestOptions, runHttpLoadTest } from './loadtest/http-load-test.js';
+import { formatHttpSummary } from './loadtest/http-summary.js';
+import { deadLetterDepth, LoadTestSetupError, waitUntilSettled } from './loadtest/settling.js';
 import { generateWorkload, type WorkloadExpectation } from './workload.js';
+
+export { LoadTestSetupError } from './loadtest/settling.js';
 
 /**
  * The flash-sale load test: publishes a burst with duplicates and poison to a running fleet, waits until it
@@ -52,11 +56,6 @@ export interface LoadTestReport {
   pass: boolean;
 }
 
-/** The load test could not start: a queue is missing or a server is unreachable. */
-export class LoadTestSetupError extends Error {
-  override readonly name = 'LoadTestSetupError';
-}
-
 export function loadTestOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Omit<LoadTestOptions, 'count'> {
   const queue = env.PURCHASE_QUEUE || 'purchase';
   return {
@@ -73,16 +72,6 @@ export function loadTestOptionsFromEnv(env: NodeJS.ProcessEnv = process.env): Om
     settleTimeoutMs: 120_000,
     quietMs: 3000,
   };
-}
-
-async function deadLetterDepth(probe: QueueProbe, options: LoadTestOptions): Promise<number> {
-  const depth = await probe.depth(options.deadLetterQueue);
-  if (depth === undefined) {
-    throw new LoadTestSetupError(
-      `queue "${options.deadLetterQueue}" does not exist: start the worker first (npm run fleet), it declares the queues`,
-    );
-  }
-  return depth;
 }
 
 export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestReport> {
@@ -121,7 +110,7 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestRep
       probe,
       sql,
       saleIds,
-      workload.expected,
+      { orders: workload.expected.uniqueValidPairs, deadLetters: workload.expected.poison },
       deadLettersBefore,
     );
     const stats = await readOrderStats(sql, saleIds);
@@ -151,40 +140,6 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestRep
     await publisher.close({ timeoutMs: 5000 });
     await sql.end();
     await probe.close();
-  }
-}
-
-/** Waits until every expected order and dead letter is there, or the queue is empty and nothing moves any more. */
-async function waitUntilSettled(
-  options: LoadTestOptions,
-  probe: QueueProbe,
-  sql: pg.Pool,
-  saleIds: string[],
-  expected: WorkloadExpectation,
-  deadLettersBefore: number,
-): Promise<boolean> {
-  const persisting = startProgress('persisting', expected.uniqueValidPairs, {
-    stream: options.out ?? process.stdout,
-  });
-  const deadline = Date.now() + options.settleTimeoutMs;
-  let last = '';
-  let quietSince = Date.now();
-  try {
-    for (;;) {
-      const orders = await countOrders(sql, saleIds);
-      const deadLetters = (await deadLetterDepth(probe, options)) - deadLettersBefore;
-      const queued = (await probe.depth(options.queue)) ?? 0;
-      persisting.update(orders, `dead letters ${deadLetters}/${expected.poison}, queued ${queued}`);
-      if (orders === expected.uniqueValidPairs && deadLetters === expected.poison) return true;
-      const now = `${orders}/${deadLetters}/${queued}`;
-      if (now !== last) quietSince = Date.now();
-      last = now;
-      if (queued === 0 && Date.now() - quietSince >= options.quietMs) return true;
-      if (Date.now() > deadline) return false;
-      await sleep(250);
-    }
-  } finally {
-    persisting.stop();
   }
 }
 
@@ -248,10 +203,15 @@ export function loadTestCommand(): Command {
   const defaults = loadTestOptionsFromEnv();
   return new Command('loadtest')
     .description(
-      'Publish a flash-sale burst to a running fleet and check what it persisted.\n' +
-        'Reads RABBITMQ_URL, DATABASE_URL, PURCHASE_QUEUE and DEAD_LETTER_QUEUE.',
+      'Publish a flash-sale burst to a running fleet, or send it through the example API (--http), and ' +
+        'check what it persisted.\nReads RABBITMQ_URL, DATABASE_URL, PURCHASE_QUEUE and DEAD_LETTER_QUEUE.',
     )
-    .option('--count <n>', 'messages to publish', wholeNumber('--count'), 20_000)
+    .option(
+      '--count <n>',
+      'messages to publish (with --http: requests to send)',
+      wholeNumber('--count'),
+      20_000,
+    )
     .option('--sales <n>', 'sales the purchases spread over', wholeNumber('--sales'), defaults.sales)
     .option('--users <n>', 'distinct users', wholeNumber('--users'), defaults.users)
     .option(
@@ -268,8 +228,42 @@ export function loadTestCommand(): Command {
       'longest wait for the fleet to persist, in seconds',
       wholeNumber('--timeout'),
       120,
-    );
+    )
+    .option(
+      '--http [url]',
+      `send the burst as HTTP requests to the example API instead of publishing it (default ${DEFAULT_API_URL})`,
+      httpUrl,
+    )
+    .option(
+      '--connections <n>',
+      'with --http: connections, one request in flight each',
+      positive('--connections'),
+      50,
+    )
+    .option(
+      '--duration <s>',
+      'with --http: stop sending after this many seconds, 0 = send all --count requests',
+      wholeNumber('--duration'),
+      0,
+    )
+    .option('--wait', "with --http: each request waits for its order's outcome (?wait=true)", false);
 }
+
+/** Where the example API listens by default (examples/flash-sale-api, HTTP_PORT 8080). */
+export const DEFAULT_API_URL = 'http://127.0.0.1:8080';
+
+function httpUrl(value: string): string {
+  if (!URL.canParse(value) || !['http:', 'https:'].includes(new URL(value).protocol)) {
+    throw new InvalidArgumentError('--http must be an http:// or https:// URL');
+  }
+  return value;
+}
+
+const positive = (name: string) => (value: string) => {
+  const parsed = wholeNumber(name)(value);
+  if (parsed < 1) throw new InvalidArgumentError(`${name} must be at least 1`);
+  return parsed;
+};
 
 export interface LoadTestFlags {
   count: number;
@@ -280,6 +274,11 @@ export interface LoadTestFlags {
   rate: number;
   seed: number;
   timeout: number;
+  /** `--http` alone is true: the API's default URL. */
+  http?: string | true;
+  connections: number;
+  duration: number;
+  wait: boolean;
 }
 
 export function loadTestOptionsFromFlags(flags: LoadTestFlags, env = process.env): LoadTestOptions {
@@ -291,11 +290,31 @@ export function loadTestOptionsFromFlags(flags: LoadTestFlags, env = process.env
   };
 }
 
+export function httpLoadTestOptionsFromFlags(flags: LoadTestFlags, env = process.env): HttpLoadTestOptions {
+  return {
+    ...loadTestOptionsFromFlags(flags, env),
+    url: typeof flags.http === 'string' ? flags.http : DEFAULT_API_URL,
+    connections: flags.connections,
+    durationS: flags.duration,
+    waitForOrder: flags.wait,
+  };
+}
+
+/** Runs the load test the flags ask for (over AMQP, or through the API with --http) and prints its summary. */
+export async function runLoadTestFromFlags(flags: LoadTestFlags, env = process.env): Promise<boolean> {
+  if (flags.http) {
+    const report = await runHttpLoadTest(httpLoadTestOptionsFromFlags(flags, env));
+    process.stdout.write(formatHttpSummary(report));
+    return report.pass;
+  }
+  const report = await runLoadTest(loadTestOptionsFromFlags(flags, env));
+  process.stdout.write(formatSummary(report));
+  return report.pass;
+}
+
 async function main(): Promise<void> {
   const flags = loadTestCommand().parse().opts<LoadTestFlags>();
-  const report = await runLoadTest(loadTestOptionsFromFlags(flags));
-  process.stdout.write(formatSummary(report));
-  process.exitCode = report.pass ? 0 : 1;
+  process.exitCode = (await runLoadTestFromFlags(flags)) ? 0 : 1;
 }
 
 if (process.argv[1] && import.meta.url === pathToFileURL(realpathSync(process.argv[1])).href) {

@@ -1,0 +1,104 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { PassThrough } from 'node:stream';
+import { type RunningApi, startApi } from '../examples/flash-sale-api/src/api.js';
+import { parseApiSettings } from '../examples/flash-sale-api/src/settings.js';
+import { type HttpLoadTestOptions, runHttpLoadTest } from '../scripts/loadtest/http-load-test.js';
+import { HTTP_POISON_KINDS } from '../scripts/loadtest/http-requests.js';
+import { formatHttpSummary } from '../scripts/loadtest/http-summary.js';
+import { TestWorld } from './support/test-worker.js';
+
+/** `npm run loadtest -- --http` at CI size: the example API, an in-process worker, the real broker and database. */
+function quietOutput(): NodeJS.WriteStream {
+  const sink = new PassThrough();
+  sink.resume();
+  return sink as unknown as NodeJS.WriteStream;
+}
+
+function optionsFor(world: TestWorld, api: RunningApi, overrides: Partial<HttpLoadTestOptions> = {}) {
+  return {
+    url: api.url,
+    rabbitUrl: world.rabbitUrl,
+    databaseUrl: world.db.url,
+    queue: world.queue,
+    deadLetterQueue: world.deadLetterQueue,
+    count: 2000,
+    sales: 2,
+    users: 1500,
+    duplicateRate: 0.1,
+    poisonRate: 0.05,
+    seed: 11,
+    connections: 20,
+    durationS: 0,
+    ratePerSecond: 0,
+    waitForOrder: false,
+    settleTimeoutMs: 20_000,
+    quietMs: 2000,
+    out: quietOutput(),
+    ...overrides,
+  } satisfies HttpLoadTestOptions;
+}
+
+describe('the HTTP load test', () => {
+  let world: TestWorld;
+  let api: RunningApi;
+
+  beforeAll(async () => {
+    world = await TestWorld.create('loadtest_http');
+    api = await startApi(
+      parseApiSettings({ RABBITMQ_URL: world.rabbitUrl, PURCHASE_QUEUE: world.queue, HTTP_PORT: '0' }),
+      { logger: false, host: '127.0.0.1' },
+    );
+  });
+
+  afterAll(async () => {
+    await api?.app.close();
+    await world?.close();
+  });
+
+  it('fails, naming the purchases without an order, when nothing persists what the API accepted', async () => {
+    await world.declareTopology();
+    const report = await runHttpLoadTest(
+      optionsFor(world, api, { count: 200, poisonRate: 0, settleTimeoutMs: 500, quietMs: 500 }),
+    );
+    expect(report.purchases.accepted).toBe(200);
+    expect(report.orders).toBe(0);
+    expect(report.missing.count).toBe(report.purchases.acceptedPairs);
+    expect(report.pass).toBe(false);
+    expect(formatHttpSummary(report)).toMatch(/^FAIL {2}.*accepted purchases have no order/m);
+    await world.startWorker(); // it drains those 200 into orders of sales the next run does not read
+  });
+
+  it('drives 2 000 requests through the API and finds exactly one order per accepted purchase', async () => {
+    const report = await runHttpLoadTest(optionsFor(world, api));
+    const { http, purchases, poison } = report;
+    expect(http.sent).toBe(2000);
+    expect(http.answered).toBe(2000);
+    expect(purchases.sent + poison.sent).toBe(2000);
+    expect(http.statusCounts['202']).toBe(purchases.sent);
+    expect((http.statusCounts['400'] ?? 0) + (http.statusCounts['413'] ?? 0)).toBe(poison.sent);
+    expect(poison.sent).toBeGreaterThanOrEqual(HTTP_POISON_KINDS.length);
+    expect(poison.refusedAsExpected).toBe(poison.sent);
+    expect(purchases.accepted - purchases.acceptedPairs).toBeGreaterThan(100); // duplicates were sent
+    expect(report.orders).toBe(purchases.acceptedPairs);
+    expect(report.missing.count).toBe(0);
+    expect(report.unexpected.count).toBe(0);
+    expect(report.deadLettered).toBe(0);
+    expect(http.latencyMs.p50).toBeLessThanOrEqual(http.latencyMs.p90);
+    expect(http.latencyMs.p99).toBeLessThanOrEqual(http.latencyMs.max);
+    expect(report.pass).toBe(true);
+    const summary = formatHttpSummary(report);
+    expect(summary).toMatch(/HTTP latency +p50 [\d.]+ ms +p90 [\d.]+ ms +p99 [\d.]+ ms +max [\d.]+ ms/);
+    expect(summary).toContain(`202 × ${purchases.sent.toLocaleString('en-US')}`);
+    expect(summary).toMatch(/^PASS {2}/m);
+  });
+
+  it("waits for each order's outcome with --wait: one 201 per order, 200 for each duplicate", async () => {
+    const report = await runHttpLoadTest(
+      optionsFor(world, api, { count: 300, users: 200, duplicateRate: 0.2, waitForOrder: true, seed: 12 }),
+    );
+    expect(report.pass).toBe(true);
+    expect(report.http.statusCounts['201']).toBe(report.orders);
+    expect(report.http.statusCounts['200']).toBe(report.purchases.accepted - report.orders);
+    expect(report.http.statusCounts['202']).toBeUndefined();
+  });
+});
