@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { parse } from 'yaml';
 import { splitNodeUrls } from '../../src/common/broker-nodes.js';
 import { settingsSchema } from '../../src/config/settings.js';
+import { apiSettingsSchema } from '../../examples/flash-sale-api/src/settings.js';
 
 /** docker-compose.yml, read as data (no Docker engine needed). */
 const ROOT = resolve(import.meta.dirname, '../..');
@@ -13,7 +14,7 @@ const SHUTDOWN_WATCHDOG_MARGIN_S = 2;
 interface Service {
   image?: string;
   hostname?: string;
-  build?: unknown;
+  build?: string | { context?: string; dockerfile?: string };
   command?: string[] | string;
   entrypoint?: string[] | string;
   environment?: Record<string, string>;
@@ -116,7 +117,7 @@ describe('docker-compose.yml', () => {
     expect(joined(loadtest.entrypoint)).toBe('node dist/scripts/loadtest.js');
   });
 
-  it('starts only the fleet by default: load test and monitoring wait for their profiles', () => {
+  it('starts only the fleet and the example API by default: load test and monitoring wait for their profiles', () => {
     const profiles = Object.fromEntries(
       Object.entries(compose.services).map(([name, definition]) => [name, definition.profiles ?? []]),
     );
@@ -126,6 +127,7 @@ describe('docker-compose.yml', () => {
       migrate: [],
       worker: [],
       loadtest: ['loadtest'],
+      api: [],
       prometheus: ['monitoring'],
       grafana: ['monitoring'],
       'dev-rabbitmq': ['dev'],
@@ -177,6 +179,51 @@ describe('docker-compose.yml', () => {
         postgres: { condition: 'service_healthy' },
         migrate: { condition: 'service_completed_successfully' },
       });
+    });
+  });
+
+  describe('the example API', () => {
+    const api = service('api');
+    const build = (api.build ?? {}) as { context?: string; dockerfile?: string };
+    const dockerfile = readFileSync(resolve(ROOT, build.context ?? '', build.dockerfile ?? ''), 'utf8');
+    const environment = Object.fromEntries(
+      Object.entries(api.environment ?? {}).map(([key, value]) => [key, interpolateDefaults(value)]),
+    );
+
+    it("publishes to the fleet's queue on the fleet's broker, with settings it accepts", () => {
+      const parsed = apiSettingsSchema.safeParse(environment);
+      expect(parsed.error?.issues ?? []).toEqual([]);
+      expect(Object.keys(environment).filter((key) => !(key in apiSettingsSchema.shape))).toEqual([]);
+      expect(environment.RABBITMQ_URL).toBe(workerEnvironment.RABBITMQ_URL);
+      expect(environment.PURCHASE_QUEUE).toBe(workerEnvironment.PURCHASE_QUEUE);
+    });
+
+    it('listens on 8080, published on loopback, and starts once the broker is healthy', () => {
+      expect((api.ports ?? []).map((port) => interpolateDefaults(String(port)))).toEqual([
+        `127.0.0.1:8080:${environment.HTTP_PORT}`,
+      ]);
+      expect(api.depends_on).toEqual({ rabbitmq: { condition: 'service_healthy' } });
+      expect(api.restart).toMatch(/^(always|unless-stopped|on-failure)/);
+    });
+
+    it('builds from the repository root with a Dockerfile whose every COPY source exists and whose CMD is the built API', () => {
+      expect(build.context).toBe('.');
+      const sources = dockerfile
+        .replace(/\\\n/g, ' ')
+        .split('\n')
+        .filter((line) => /^COPY\s/.test(line) && !line.includes('--from='))
+        .flatMap((line) => line.trim().split(/\s+/).slice(1, -1));
+      expect(sources.length).toBeGreaterThan(0);
+      expect(sources.filter((source) => !existsSync(resolve(ROOT, source)))).toEqual([]);
+      const example = resolve(ROOT, 'examples/flash-sale-api');
+      const tsconfig = JSON.parse(readFileSync(resolve(example, 'tsconfig.json'), 'utf8')) as {
+        compilerOptions: { rootDir: string; outDir: string };
+      };
+      expect(existsSync(resolve(example, tsconfig.compilerOptions.rootDir, 'main.ts'))).toBe(true);
+      expect(dockerfile).toContain(
+        `CMD ["node", "examples/flash-sale-api/${tsconfig.compilerOptions.outDir}/main.js"]`,
+      );
+      expect(dockerfile).toMatch(/^HEALTHCHECK [^\n]*\\\n[^\n]*\/health/m);
     });
   });
 
