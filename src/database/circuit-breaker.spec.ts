@@ -1,9 +1,9 @@
-import { describe, expect, it } from '@jest/globals';
+import { describe, expect, it, jest } from '@jest/globals';
 import { holdsWithin } from '../../test/support/holds-within.js';
 import { CircuitBreaker } from './circuit-breaker.js';
 
 describe('CircuitBreaker', () => {
-  const options = { failureThreshold: 2, baseDelayMs: 1, maxDelayMs: 2 };
+  const options = { failureThreshold: 2, retryBaseMs: 1, retryMaxMs: 2 };
 
   it('opens after the threshold of consecutive failures, probes, and closes on the first good probe', async () => {
     let healthy = false;
@@ -37,23 +37,30 @@ describe('CircuitBreaker', () => {
   });
 
   it('stops probing at shutdown and lets nothing wait on it any more', async () => {
-    const shutdown = new AbortController();
-    let probes = 0;
-    const breaker = new CircuitBreaker(
-      () => {
-        probes++;
-        return Promise.reject(new Error('database away'));
-      },
-      { ...options, signal: shutdown.signal },
-    );
-    breaker.recordFailure(new Error('one'));
-    breaker.recordFailure(new Error('two'));
-    expect(await holdsWithin(() => probes >= 1)).toBe(true);
+    jest.useFakeTimers();
+    try {
+      const shutdown = new AbortController();
+      let probes = 0;
+      const breaker = new CircuitBreaker(
+        () => {
+          probes++;
+          return Promise.reject(new Error('database away'));
+        },
+        { ...options, signal: shutdown.signal },
+      );
+      breaker.recordFailure(new Error('one'));
+      breaker.recordFailure(new Error('two'));
+      await jest.advanceTimersToNextTimerAsync(); // the first back-off, then its probe
+      expect(probes).toBe(1);
 
-    shutdown.abort();
-    await breaker.whenClosed(); // resolves: a batch waiting for the circuit can give up
-    const probesAtShutdown = probes;
-    await new Promise((resolve) => setTimeout(resolve, 30));
-    expect(probes).toBeLessThanOrEqual(probesAtShutdown + 1);
+      shutdown.abort();
+      await breaker.whenClosed(); // resolves: a batch waiting for the circuit can give up
+      // However long it is left, no back-off is pending and no probe follows.
+      expect(jest.getTimerCount()).toBe(0);
+      await jest.advanceTimersByTimeAsync(60_000);
+      expect(probes).toBe(1);
+    } finally {
+      jest.useRealTimers();
+    }
   });
 });
