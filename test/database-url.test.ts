@@ -5,11 +5,12 @@ import { execFile } from 'node:child_process';
 import { type AddressInfo, connect, createServer, type Server } from 'node:net';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
+import pg from 'pg';
 import { parseSettings } from '../src/config/settings.js';
 import { PrismaService } from '../src/database/prisma.service.js';
 import { PrismaClient } from '../src/generated/prisma/client.js';
 import { applyMigrations } from '../src/tools/migrate/migrate.js';
-import { TEST_POSTGRES_URL, waitFor } from './support/harness.js';
+import { TEST_POSTGRES_URL, uniqueName, waitFor } from './support/harness.js';
 import { WORKER_MAIN } from './support/worker-process.js';
 import { purchase, TestWorld } from './support/test-worker.js';
 
@@ -98,6 +99,36 @@ describe('sslmode against a server without TLS', () => {
     await expect(applyMigrations(`${database}sslmode=require`)).rejects.toThrow(
       'The server does not support SSL connections',
     );
+  });
+});
+
+describe('pool_timeout in seconds', () => {
+  it('gives up waiting for a pooled connection after pool_timeout', async () => {
+    const settings = parseSettings({
+      DATABASE_URL: withQuery(TEST_POSTGRES_URL, 'connection_limit=1&pool_timeout=1'),
+      WORKER_ID: uniqueName('url-pool-timeout'),
+    });
+    const prisma = new PrismaService(settings);
+    const admin = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+    await admin.connect();
+    try {
+      const holding = prisma.$queryRaw`SELECT pg_sleep(2)::text`.then(() => 'done');
+      await waitFor('the sleep to hold the only connection', async () => {
+        const active = await admin.query(
+          "SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND query LIKE '%pg_sleep%'",
+          [`flashsale-worker:${settings.WORKER_ID}`],
+        );
+        return active.rowCount === 1;
+      });
+      const started = Date.now();
+      await expect(prisma.ping()).rejects.toThrow('timeout exceeded when trying to connect');
+      expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+      expect(Date.now() - started).toBeLessThan(1900);
+      expect(await holding).toBe('done');
+    } finally {
+      await admin.end();
+      await prisma.$disconnect();
+    }
   });
 });
 
