@@ -11,22 +11,37 @@ ARG NODE_IMAGE=node:24-bookworm-slim
 FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
+# The manifests of the npm workspaces (package.json `workspaces`), which package-lock.json lists: `npm ci`
+# links them into node_modules (@flashsale/contract, @flashsale/publisher, which the worker imports). The
+# example API is not built into the image; its manifest only keeps the lock in step.
+COPY packages/contract/package.json ./packages/contract/
+COPY packages/publisher/package.json ./packages/publisher/
+COPY examples/flash-sale-api/package.json ./examples/flash-sale-api/
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json nest-cli.json prisma.config.ts ./
+COPY packages ./packages
 COPY prisma ./prisma
 COPY src ./src
 COPY scripts ./scripts
-# `npm run build` = prisma generate (the client under src/generated, compiled into dist/src/generated) + nest build.
+# `npm run build` = the packages (tsc into packages/*/dist) + prisma generate (the client under src/generated,
+# compiled into dist/src/generated) + nest build.
 RUN npm run build
 
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY packages/contract/package.json ./packages/contract/
+COPY packages/publisher/package.json ./packages/publisher/
+COPY examples/flash-sale-api/package.json ./examples/flash-sale-api/
 # --omit=optional: the lock marks @prisma/client's optional peers (the prisma CLI, TypeScript: 250 MB) as
 # dev-or-optional, so --omit=dev alone keeps them; it also leaves out pg-cloudflare, which the worker does not use.
 RUN npm ci --omit=dev --omit=optional --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
+# The built packages behind node_modules/@flashsale/* (workspace links): the worker's contract, the load
+# test's publisher.
+COPY --from=build /app/packages/contract/dist ./packages/contract/dist
+COPY --from=build /app/packages/publisher/dist ./packages/publisher/dist
 # migrate.js reads prisma/migrations/*/migration.sql relative to dist/.
 COPY prisma ./prisma
 USER node
