@@ -261,7 +261,7 @@ describe('parseDatabaseUrl', () => {
     ['uselibpqcompat=true', 'sslmode already has its libpq meaning'],
   ])('refuses %s, which node-postgres would read and Prisma does not define', (query, instead) => {
     const [problem] = problems(query);
-    expect(problem).toContain('not a Prisma parameter (node-postgres would read it)');
+    expect(problem).toContain('not a Prisma parameter (node-postgres or libpq read it)');
     expect(problem).toContain(instead);
   });
 

@@ -128,11 +128,30 @@ export function parseDatabaseUrl(databaseUrl: string): DatabaseUrl {
   if (url.protocol !== 'postgresql:' && url.protocol !== 'postgres:')
     problems.push('must start with postgresql:// or postgres://');
   const parameters = queryParameters(url.search, problems);
+  refuseUnknown(parameters, problems);
+  const result: DatabaseUrl = { client: connectionTarget(url, parameters, problems) };
+  const schema = parameters.get('schema');
+  if (schema !== undefined && isIdentifier('schema', schema, problems)) result.schema = schema;
+  readPoolParameters(parameters, result, problems);
+  readStatementParameters(parameters, result, problems);
+  readSessionParameters(parameters, result, problems);
+  const options = startupOptions(parameters.get('options'), result.schema, problems);
+  if (options) result.client.options = options;
+  const ssl = tlsOptions(parameters, problems);
+  if (ssl !== undefined) result.client.ssl = ssl;
+  if (problems.length) throw new DatabaseUrlError(problems);
+  return result;
+}
+
+/** Where and as whom to connect: host (or socket directory), port, database, user and password, decoded. */
+function connectionTarget(
+  url: URL,
+  parameters: Map<string, string>,
+  problems: string[],
+): DatabaseClientOptions {
   const part = (what: string, raw: string) => decoded(raw, what, problems);
   const database = part('the database (the path)', url.pathname.slice(1));
   if (!database) problems.push('names no database: write it as the path of the URL (…/flashsale)');
-  const user = part('the user', url.username);
-  const password = part('the password', url.password);
   const socketHost = parameters.get('host');
   if (socketHost !== undefined && !isAbsolute(socketHost))
     problems.push(`${shownParameter('host', socketHost)}: a socket directory must be an absolute path`);
@@ -142,24 +161,33 @@ export function parseDatabaseUrl(databaseUrl: string): DatabaseUrl {
     port: url.port ? Number(url.port) : 5432,
     database,
   };
+  const user = part('the user', url.username);
+  const password = part('the password', url.password);
   if (user) client.user = user;
   if (password) client.password = password;
+  return client;
+}
 
+/** Every parameter neither honoured nor known is a problem, with what to write instead where there is one. */
+function refuseUnknown(parameters: Map<string, string>, problems: string[]): void {
   for (const name of parameters.keys()) {
     if (HONOURED.has(name)) continue;
     const instead = REFUSED[name];
     const shownName = JSON.stringify(safeText(name, 64));
     problems.push(
       instead
-        ? `${shownName}: not a Prisma parameter (node-postgres would read it): ${instead}`
+        ? `${shownName}: not a Prisma parameter (node-postgres or libpq read it): ${instead}`
         : `${shownName}: unknown parameter; README lists the ones the worker honours`,
     );
   }
-  const result: DatabaseUrl = { client };
-  const schema = parameters.get('schema');
-  if (schema !== undefined && isIdentifier('schema', schema, problems)) result.schema = schema;
-  readPoolParameters(parameters, result, problems);
-  readStatementParameters(parameters, result, problems);
+}
+
+/** application_name and channel_binding: how the connections are named and authenticate. */
+function readSessionParameters(
+  parameters: Map<string, string>,
+  result: DatabaseUrl,
+  problems: string[],
+): void {
   const applicationName = parameters.get('application_name');
   if (applicationName !== undefined) {
     if (!applicationName || CONTROL.test(applicationName) || Buffer.byteLength(applicationName) > 40)
@@ -169,18 +197,12 @@ export function parseDatabaseUrl(databaseUrl: string): DatabaseUrl {
     else result.applicationName = applicationName;
   }
   const channelBinding = parameters.get('channel_binding');
-  if (channelBinding === 'prefer') client.enableChannelBinding = true;
-  else if (channelBinding === 'disable') client.enableChannelBinding = false;
+  if (channelBinding === 'prefer') result.client.enableChannelBinding = true;
+  else if (channelBinding === 'disable') result.client.enableChannelBinding = false;
   else if (channelBinding !== undefined)
     problems.push(
       `${shownParameter('channel_binding', channelBinding)}: prefer or disable (node-postgres cannot insist on channel binding)`,
     );
-  const options = startupOptions(parameters.get('options'), result.schema, problems);
-  if (options) client.options = options;
-  const ssl = tlsOptions(parameters, problems);
-  if (ssl !== undefined) client.ssl = ssl;
-  if (problems.length) throw new DatabaseUrlError(problems);
-  return result;
 }
 
 /** The query's parameters, each percent-decoded as strict UTF-8; one given twice is refused. */
@@ -190,7 +212,12 @@ function queryParameters(search: string, problems: string[]): Map<string, string
     if (!pair) continue;
     const equals = pair.indexOf('=');
     const name = decoded(equals < 0 ? pair : pair.slice(0, equals), 'a parameter name', problems, true);
-    const value = decoded(equals < 0 ? '' : pair.slice(equals + 1), `the value of ${name}`, problems, true);
+    const value = decoded(
+      equals < 0 ? '' : pair.slice(equals + 1),
+      `the value of ${JSON.stringify(safeText(name, 64))}`,
+      problems,
+      true,
+    );
     if (parameters.has(name))
       problems.push(`${JSON.stringify(safeText(name, 64))} is given twice: write it once`);
     parameters.set(name, value);
