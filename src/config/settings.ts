@@ -1,4 +1,10 @@
 import { hostname } from 'node:os';
+import {
+  deadLetterQueueOf,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  DEFAULT_PURCHASE_PATTERN,
+  DEFAULT_PURCHASE_QUEUE,
+} from '@flashsale/contract';
 import { z } from 'zod';
 import { nodeListProblems } from '../common/broker-nodes.js';
 import { safeText } from '../common/safe-text.js';
@@ -38,11 +44,11 @@ export const settingsSchema = z
      */
     DATABASE_URL: postgresUrl.default(DEFAULT_DATABASE_URL),
     /** Queue the purchases arrive on. */
-    PURCHASE_QUEUE: queueName.default('purchase'),
+    PURCHASE_QUEUE: queueName.default(DEFAULT_PURCHASE_QUEUE),
     /** Queue for messages that can never succeed; default `<PURCHASE_QUEUE>.dlq`. */
     DEAD_LETTER_QUEUE: queueName.optional(),
     /** Pattern of a NestJS client's envelope (`{pattern, data}`) whose `data` is a purchase; another is poison. */
-    PURCHASE_PATTERN: z.string().min(1).max(255).default('purchase'),
+    PURCHASE_PATTERN: z.string().min(1).max(255).default(DEFAULT_PURCHASE_PATTERN),
     /** Type of the queues the worker declares when they do not exist yet. */
     QUEUE_TYPE: z.enum(['quorum', 'classic']).default('quorum'),
     /** Port of /health, /ready and /metrics; 0 picks a free port and logs it. */
@@ -86,7 +92,7 @@ export const settingsSchema = z
     /** Deliveries of one message before the broker dead-letters it (quorum `x-delivery-limit`). */
     MAX_DELIVERIES: int(1, 1000).default(10),
     /** Largest message body accepted, in bytes; a larger one is poison. */
-    MAX_MESSAGE_BYTES: int(64, 16 * 1024 * 1024).default(16 * 1024),
+    MAX_MESSAGE_BYTES: int(64, 16 * 1024 * 1024).default(DEFAULT_MAX_MESSAGE_BYTES),
     /** First back-off after a transient failure, in milliseconds (doubles each attempt, with jitter). */
     RETRY_BASE_MS: int(1, 600_000).default(200),
     /**
@@ -131,7 +137,7 @@ export const settingsSchema = z
   .transform((raw, context) => ({
     ...raw,
     ...databaseSettings(raw, context),
-    DEAD_LETTER_QUEUE: raw.DEAD_LETTER_QUEUE ?? `${raw.PURCHASE_QUEUE}.dlq`,
+    DEAD_LETTER_QUEUE: raw.DEAD_LETTER_QUEUE ?? deadLetterQueueOf(raw.PURCHASE_QUEUE),
     WORKER_ID: raw.WORKER_ID ?? `${hostname()}-${process.pid}`,
   }));
 
