@@ -101,4 +101,23 @@ describe('the HTTP load test', () => {
     expect(report.http.statusCounts['200']).toBe(report.purchases.accepted - report.orders);
     expect(report.http.statusCounts['202']).toBeUndefined();
   });
+
+  it('stops sending after --duration, cutting off at most the request in flight on each connection', async () => {
+    const report = await runHttpLoadTest(
+      optionsFor(world, api, {
+        count: 50_000,
+        users: 50_000,
+        durationS: 1,
+        ratePerSecond: 300,
+        connections: 10,
+      }),
+    );
+    expect(report.http.sent).toBeGreaterThan(50);
+    expect(report.http.sent).toBeLessThan(1000);
+    expect(report.http.seconds).toBeLessThan(3);
+    expect(report.http.unanswered).toBeLessThanOrEqual(10);
+    expect(report.http.unansweredAllowed).toBe(10);
+    expect(report.missing.count).toBe(0);
+    expect(report.pass).toBe(true);
+  });
 });

@@ -24,14 +24,17 @@ export function formatHttpSummary(report: HttpLoadTestReport): string {
     `Load test through ${report.url} (queue "${report.queue}")`,
     `  requests answered    ${n(http.answered)}   of ${number.format(http.sent)} sent in ${http.seconds.toFixed(1)} s, ` +
       `${number.format(Math.round(http.requestsPerSecond))}/s` +
-      (http.unanswered > 0 ? `, ${number.format(http.unanswered)} unanswered` : ''),
+      (http.unanswered > 0 ? `, ${number.format(http.unanswered)} unanswered${cutOff(report)}` : '') +
+      (http.errors > 0 ? `, ${number.format(http.errors)} connection errors or timeouts` : ''),
     `  HTTP status          ${counts(http.statusCounts) || 'none'}`,
     `  HTTP latency         p50 ${ms(http.latencyMs.p50)}   p90 ${ms(http.latencyMs.p90)}   ` +
       `p99 ${ms(http.latencyMs.p99)}   max ${ms(http.latencyMs.max)}`,
     `  purchases accepted   ${n(purchases.accepted)}   of ${n(purchases.sent)}   ` +
-      (notAccepted ? `MISMATCH (${notAccepted})` : 'ok'),
+      (notAccepted ? `MISMATCH (${notAccepted})` : 'ok') +
+      (purchases.unanswered > 0 ? `, ${number.format(purchases.unanswered)} unanswered` : ''),
     `  poison refused       ${n(poison.refusedAsExpected)}   of ${n(poison.sent)}   ` +
-      (poisonOtherwise ? `MISMATCH (${poisonOtherwise})` : 'ok'),
+      (poisonOtherwise ? `MISMATCH (${poisonOtherwise})` : 'ok') +
+      (poison.unanswered > 0 ? `, ${number.format(poison.unanswered)} unanswered` : ''),
     `  orders confirmed     ${n(report.orders)}   expected ${n(purchases.acceptedPairs)}   ` +
       check(report.missing.count === 0 && report.unexpected.count === 0),
   ];
@@ -62,12 +65,24 @@ export function formatHttpSummary(report: HttpLoadTestReport): string {
   return lines.join('\n');
 }
 
+const cutOff = (report: HttpLoadTestReport) =>
+  report.http.unansweredAllowed > 0 && report.http.unanswered <= report.http.unansweredAllowed
+    ? ' (cut off when the duration ended)'
+    : '';
+
+const total = (counts: Record<string, number>) =>
+  Object.values(counts).reduce((sum, count) => sum + count, 0);
+
 function failureReasons(report: HttpLoadTestReport): string[] {
   const reasons: string[] = [];
-  if (report.http.sent === 0) reasons.push('no request was sent');
-  const notAccepted = report.purchases.sent - report.purchases.accepted;
+  const { http } = report;
+  if (http.sent === 0) reasons.push('no request was sent');
+  if (http.errors > 0) reasons.push(`${number.format(http.errors)} connection errors or timeouts`);
+  if (http.unanswered > http.unansweredAllowed)
+    reasons.push(`${number.format(http.unanswered)} requests unanswered`);
+  const notAccepted = total(report.purchases.notAccepted);
   if (notAccepted > 0) reasons.push(`${number.format(notAccepted)} purchases not accepted`);
-  const poisonOtherwise = report.poison.sent - report.poison.refusedAsExpected;
+  const poisonOtherwise = total(report.poison.otherwise);
   if (poisonOtherwise > 0)
     reasons.push(`${number.format(poisonOtherwise)} poison requests not refused as expected`);
   if (report.missing.count > 0)
