@@ -5,14 +5,14 @@ import { TerminusModule } from '@nestjs/terminus';
 import { Logger as PinoLogger } from 'nestjs-pino';
 import type { Server as HttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { AuditTrail } from './audit/audit-trail.js';
+import { AuditTrail, auditTrailOptions } from './audit/audit-trail.js';
 import { AuditWriter } from './audit/audit.writer.js';
-import { OutcomeReporter } from './audit/outcome.reporter.js';
+import { OutcomeReporter, outcomeReporterOptions } from './audit/outcome.reporter.js';
 import { BrokerConnection } from './broker/broker-connection.js';
 import { QueueDepthMonitor } from './broker/queue-depth.monitor.js';
 import { ShutdownSignal } from './common/shutdown-signal.js';
 import { SETTINGS, type Settings } from './config/settings.js';
-import { CircuitBreaker } from './database/circuit-breaker.js';
+import { CircuitBreaker, circuitBreakerOptions } from './database/circuit-breaker.js';
 import { describeDatabaseFault } from './database/database-errors.js';
 import { DurabilityMonitor } from './database/durability.monitor.js';
 import { OrderWriter } from './database/order.writer.js';
@@ -21,15 +21,21 @@ import { HealthController } from './health/health.controller.js';
 import { ObservabilityModule } from './observability/observability.module.js';
 import { WorkerMetrics } from './observability/worker-metrics.js';
 import { PurchasePipeline } from './purchases/purchase.pipeline.js';
-import type { Delivery } from './settlement/delivery.js';
-import { Worker } from './worker.js';
+import type { Delivery } from './consumer/delivery.js';
+import { consumerOptions, PurchaseConsumer } from './consumer/purchase-consumer.js';
+import { DeadLetterPublisher } from './settlement/dead-letter.publisher.js';
+import { MessageSettler, settlerOptions } from './settlement/message-settler.js';
+import { ReplyOrderLookup } from './settlement/reply-order.lookup.js';
+import { ReplyPublisher, replyPublisherOptions } from './settlement/reply.publisher.js';
+import { Worker, WorkerParts } from './worker.js';
 
 /** How often the worker reads again whether an acked order would survive the loss of the primary. */
 const DURABILITY_CHECK_INTERVAL_MS = 60_000;
 
 /**
- * Every part of the worker, registered one way: a factory that names what it takes. Nothing here is global;
- * the classes know nothing of Nest (but the health controller), so they are built the same way in unit tests.
+ * Every part of the worker, registered one way: a factory that names what it takes and maps the settings to
+ * the part's options. Nothing here is global; the parts know nothing of Nest, so they are built the same way
+ * in unit tests. A delivery's path is wired here once: consumer → pipeline → settler, each given the next.
  */
 @Module({})
 export class WorkerModule {
@@ -58,9 +64,7 @@ export class WorkerModule {
           inject: [OrderWriter, ShutdownSignal],
           useFactory: (orders: OrderWriter, shutdown: ShutdownSignal) =>
             new CircuitBreaker(() => orders.checkWritable(), {
-              failureThreshold: frozen.CIRCUIT_FAILURE_THRESHOLD,
-              baseDelayMs: frozen.RETRY_BASE_MS,
-              maxDelayMs: frozen.RETRY_MAX_MS,
+              ...circuitBreakerOptions(frozen),
               describe: describeDatabaseFault,
               signal: shutdown.signal,
             }),
@@ -69,36 +73,84 @@ export class WorkerModule {
           provide: AuditTrail,
           inject: [AuditWriter, WorkerMetrics],
           useFactory: (writer: AuditWriter, metrics: WorkerMetrics) =>
-            new AuditTrail(
-              writer,
-              {
-                batchSize: frozen.AUDIT_BATCH_SIZE,
-                flushIntervalMs: frozen.AUDIT_FLUSH_INTERVAL_MS,
-                maxBufferedEvents: frozen.AUDIT_BUFFER_MAX,
-                maxRetryDelayMs: frozen.RETRY_MAX_MS,
-              },
-              metrics,
-            ),
+            new AuditTrail(writer, auditTrailOptions(frozen), metrics),
         },
         {
           provide: OutcomeReporter,
           inject: [AuditTrail, WorkerMetrics],
           useFactory: (audit: AuditTrail, metrics: WorkerMetrics) =>
-            new OutcomeReporter(audit, metrics, {
-              workerId: frozen.WORKER_ID,
-              debugEnabled: ['debug', 'trace'].includes(frozen.LOG_LEVEL),
-              messageWarningsPerInterval: frozen.MESSAGE_WARNINGS_PER_10S,
-            }),
+            new OutcomeReporter(audit, metrics, outcomeReporterOptions(frozen)),
+        },
+        {
+          provide: DeadLetterPublisher,
+          inject: [BrokerConnection],
+          useFactory: (broker: BrokerConnection) => {
+            const deadLetters = new DeadLetterPublisher(
+              broker,
+              frozen.DEAD_LETTER_QUEUE,
+              frozen.PURCHASE_QUEUE,
+              frozen.WORKER_ID,
+            );
+            broker.onReturned((message) => deadLetters.onReturned(message));
+            return deadLetters;
+          },
+        },
+        {
+          provide: ReplyPublisher,
+          inject: [BrokerConnection, PrismaService, WorkerMetrics],
+          useFactory: (broker: BrokerConnection, prisma: PrismaService, metrics: WorkerMetrics) =>
+            new ReplyPublisher(broker, new ReplyOrderLookup(prisma), metrics, replyPublisherOptions(frozen)),
+        },
+        {
+          provide: MessageSettler,
+          inject: [DeadLetterPublisher, OutcomeReporter, ReplyPublisher, BrokerConnection, ShutdownSignal],
+          useFactory: (
+            deadLetters: DeadLetterPublisher,
+            reporter: OutcomeReporter,
+            replies: ReplyPublisher,
+            broker: BrokerConnection,
+            shutdown: ShutdownSignal,
+          ) =>
+            new MessageSettler(
+              deadLetters,
+              reporter,
+              replies,
+              broker,
+              settlerOptions(frozen, shutdown.signal),
+            ),
         },
         {
           provide: PurchasePipeline,
-          inject: [OrderWriter, CircuitBreaker, WorkerMetrics, ShutdownSignal],
+          inject: [OrderWriter, CircuitBreaker, WorkerMetrics, ShutdownSignal, MessageSettler],
           useFactory: (
             orders: OrderWriter,
             breaker: CircuitBreaker,
             metrics: WorkerMetrics,
             shutdown: ShutdownSignal,
-          ) => new PurchasePipeline<Delivery>(frozen, orders, breaker, metrics, shutdown),
+            settler: MessageSettler,
+          ) => new PurchasePipeline<Delivery>(frozen, orders, breaker, metrics, shutdown, settler),
+        },
+        {
+          provide: PurchaseConsumer,
+          inject: [BrokerConnection, PurchasePipeline, WorkerMetrics],
+          useFactory: (
+            broker: BrokerConnection,
+            pipeline: PurchasePipeline<Delivery>,
+            metrics: WorkerMetrics,
+          ) => {
+            const consumer = new PurchaseConsumer(
+              broker,
+              pipeline,
+              {
+                onPausedChange: (paused) => metrics.consumerState(paused),
+                onAckFrame: () => metrics.ackFrameSent(),
+                onAcksLost: (count) => metrics.settled('failed', count),
+              },
+              consumerOptions(frozen),
+            );
+            metrics.watchInFlight(() => consumer.inFlight);
+            return consumer;
+          },
         },
         {
           provide: BrokerConnection,
@@ -117,49 +169,8 @@ export class WorkerModule {
           useFactory: (prisma: PrismaService, metrics: WorkerMetrics) =>
             new DurabilityMonitor(prisma, metrics, DURABILITY_CHECK_INTERVAL_MS),
         },
-        {
-          provide: Worker,
-          inject: [
-            WorkerMetrics,
-            BrokerConnection,
-            PurchasePipeline,
-            OutcomeReporter,
-            AuditTrail,
-            CircuitBreaker,
-            PrismaService,
-            OrderWriter,
-            QueueDepthMonitor,
-            DurabilityMonitor,
-            ShutdownSignal,
-          ],
-          useFactory: (
-            metrics: WorkerMetrics,
-            broker: BrokerConnection,
-            pipeline: PurchasePipeline<Delivery>,
-            reporter: OutcomeReporter,
-            audit: AuditTrail,
-            breaker: CircuitBreaker,
-            prisma: PrismaService,
-            orders: OrderWriter,
-            depthMonitor: QueueDepthMonitor,
-            durability: DurabilityMonitor,
-            shutdown: ShutdownSignal,
-          ) =>
-            new Worker({
-              settings: frozen,
-              metrics,
-              broker,
-              pipeline,
-              reporter,
-              audit,
-              breaker,
-              prisma,
-              orders,
-              depthMonitor,
-              durability,
-              shutdown,
-            }),
-        },
+        WorkerParts,
+        { provide: Worker, inject: [WorkerParts], useFactory: (parts: WorkerParts) => new Worker(parts) },
       ],
     };
   }

@@ -2,17 +2,14 @@ import { describe, expect, it } from '@jest/globals';
 import { Registry } from 'prom-client';
 import type { AuditTrail } from './audit/audit-trail.js';
 import { OutcomeReporter } from './audit/outcome.reporter.js';
-import type { BrokerConnection, ConnectionListener } from './broker/broker-connection.js';
-import type { QueueDepthMonitor } from './broker/queue-depth.monitor.js';
+import type { ConnectionListener } from './broker/broker-connection.js';
+import { PurchaseConsumer } from './consumer/purchase-consumer.js';
 import { ShutdownSignal } from './common/shutdown-signal.js';
 import { parseSettings } from './config/settings.js';
 import { CircuitBreaker } from './database/circuit-breaker.js';
-import type { DurabilityMonitor } from './database/durability.monitor.js';
-import type { OrderWriter } from './database/order.writer.js';
-import type { PrismaService } from './database/prisma.service.js';
 import { WorkerMetrics } from './observability/worker-metrics.js';
 import { PurchasePipeline } from './purchases/purchase.pipeline.js';
-import type { Delivery } from './settlement/delivery.js';
+import type { Delivery } from './consumer/delivery.js';
 import { Worker } from './worker.js';
 
 /**
@@ -35,8 +32,8 @@ function workerOnFakes(options: { hangingDatabase?: boolean; failing?: string[] 
   const shutdown = new ShutdownSignal();
   const breaker = new CircuitBreaker(() => Promise.resolve(), {
     failureThreshold: 3,
-    baseDelayMs: 1,
-    maxDelayMs: 1,
+    retryBaseMs: 1,
+    retryMaxMs: 1,
     signal: shutdown.signal,
   });
   const orders = {
@@ -52,6 +49,7 @@ function workerOnFakes(options: { hangingDatabase?: boolean; failing?: string[] 
     publisher: {},
     node: undefined,
     missingQueueSince: undefined,
+    publishRefused: undefined,
     onReturned: () => undefined,
     start: (listener: ConnectionListener) => {
       calls.push('broker.start');
@@ -61,29 +59,39 @@ function workerOnFakes(options: { hangingDatabase?: boolean; failing?: string[] 
     declareTopology: () => Promise.resolve(),
     close: step('broker.close'),
   };
+  const consumer = new PurchaseConsumer(
+    broker,
+    { process: () => undefined },
+    { onPausedChange: () => undefined, onAckFrame: () => undefined, onAcksLost: () => undefined },
+    { queue: 'purchase', prefetch: 10, retryBaseMs: 1, retryMaxMs: 1 },
+  );
   const worker = new Worker({
     settings,
     metrics,
-    broker: broker as unknown as BrokerConnection,
-    pipeline: new PurchasePipeline<Delivery>(settings, orders, breaker, metrics, shutdown),
+    broker,
+    consumer,
+    pipeline: new PurchasePipeline<Delivery>(settings, orders, breaker, metrics, shutdown, {
+      settleBatch: () => undefined,
+    }),
+    replies: { close: () => Promise.resolve() },
     reporter: new OutcomeReporter(audit as unknown as AuditTrail, metrics, {
       workerId: 'test',
       debugEnabled: false,
       messageWarningsPerInterval: 0,
     }),
-    audit: audit as unknown as AuditTrail,
+    audit: audit,
     breaker,
-    prisma: { ping: database('ping'), $disconnect: step('prisma.$disconnect') } as unknown as PrismaService,
-    orders: orders as unknown as OrderWriter,
+    prisma: { ping: database('ping'), $disconnect: step('prisma.$disconnect') },
+    orders: orders,
     depthMonitor: {
       start: () => calls.push('depthMonitor.start'),
       stop: () => calls.push('depthMonitor.stop'),
-    } as unknown as QueueDepthMonitor,
+    },
     durability: {
       start: () => (calls.push('durability.start'), Promise.resolve()),
       check: () => Promise.resolve(),
       stop: () => calls.push('durability.stop'),
-    } as unknown as DurabilityMonitor,
+    },
     shutdown,
   });
   return { worker, calls, shutdown };

@@ -1,23 +1,20 @@
-import { type BeforeApplicationShutdown, Logger } from '@nestjs/common';
+import { type BeforeApplicationShutdown, Inject, Injectable, Logger } from '@nestjs/common';
 import { register } from 'prom-client';
-import type { AuditTrail } from './audit/audit-trail.js';
-import type { OutcomeReporter } from './audit/outcome.reporter.js';
-import type { BrokerConnection, MissingQueue } from './broker/broker-connection.js';
-import type { QueueDepthMonitor } from './broker/queue-depth.monitor.js';
-import { ShutdownInterruptedError, type ShutdownSignal } from './common/shutdown-signal.js';
+import { AuditTrail } from './audit/audit-trail.js';
+import { OutcomeReporter } from './audit/outcome.reporter.js';
+import { BrokerConnection, type MissingQueue } from './broker/broker-connection.js';
+import { QueueDepthMonitor } from './broker/queue-depth.monitor.js';
+import { ShutdownInterruptedError, ShutdownSignal } from './common/shutdown-signal.js';
 import { settledBy } from './common/waiting.js';
-import type { Settings } from './config/settings.js';
+import { SETTINGS, type Settings } from './config/settings.js';
+import type { Delivery } from './consumer/delivery.js';
 import { type ConsumerState, PurchaseConsumer } from './consumer/purchase-consumer.js';
-import type { CircuitBreaker } from './database/circuit-breaker.js';
-import type { DurabilityMonitor } from './database/durability.monitor.js';
-import type { OrderWriter } from './database/order.writer.js';
-import type { PrismaService } from './database/prisma.service.js';
-import type { WorkerMetrics } from './observability/worker-metrics.js';
-import type { PurchasePipeline } from './purchases/purchase.pipeline.js';
-import type { Delivery } from './settlement/delivery.js';
-import { DeadLetterPublisher } from './settlement/dead-letter.publisher.js';
-import { MessageSettler } from './settlement/message-settler.js';
-import { ReplyOrderLookup } from './settlement/reply-order.lookup.js';
+import { CircuitBreaker } from './database/circuit-breaker.js';
+import { DurabilityMonitor } from './database/durability.monitor.js';
+import { OrderWriter } from './database/order.writer.js';
+import { PrismaService } from './database/prisma.service.js';
+import { WorkerMetrics } from './observability/worker-metrics.js';
+import { PurchasePipeline } from './purchases/purchase.pipeline.js';
 import { ReplyPublisher } from './settlement/reply.publisher.js';
 
 const CIRCUIT_PAUSE = 'database circuit open';
@@ -25,20 +22,56 @@ const SHUTDOWN_PAUSE = 'shutting down';
 /** Past the shutdown deadline: how long abandoned batches get to hand their messages back, unacked. */
 const ABANDONED_GRACE_MS = 1000;
 
-/** What the worker is made of; wired by WorkerModule. */
-export interface WorkerParts {
-  settings: Settings;
-  metrics: WorkerMetrics;
-  broker: BrokerConnection;
-  pipeline: PurchasePipeline<Delivery>;
-  reporter: OutcomeReporter;
-  audit: AuditTrail;
-  breaker: CircuitBreaker;
-  prisma: PrismaService;
-  orders: OrderWriter;
-  depthMonitor: QueueDepthMonitor;
-  durability: DurabilityMonitor;
-  shutdown: ShutdownSignal;
+/** What the worker is made of, built and wired by WorkerModule (Nest injects each by its class). */
+@Injectable()
+export class WorkerParts implements WorkerDependencies {
+  constructor(
+    @Inject(SETTINGS) readonly settings: Settings,
+    readonly metrics: WorkerMetrics,
+    readonly broker: BrokerConnection,
+    readonly consumer: PurchaseConsumer,
+    readonly pipeline: PurchasePipeline<Delivery>,
+    readonly replies: ReplyPublisher,
+    readonly reporter: OutcomeReporter,
+    readonly audit: AuditTrail,
+    readonly breaker: CircuitBreaker,
+    readonly prisma: PrismaService,
+    readonly orders: OrderWriter,
+    readonly depthMonitor: QueueDepthMonitor,
+    readonly durability: DurabilityMonitor,
+    readonly shutdown: ShutdownSignal,
+  ) {}
+}
+
+/** What the Worker uses of each part: WorkerParts in production, small fakes in its unit tests. */
+export interface WorkerDependencies {
+  settings: Pick<Settings, 'SHUTDOWN_DEADLINE_MS' | 'DB_POOL_SIZE' | 'DB_CONNECT_TIMEOUT_MS' | 'WORKER_ID'>;
+  metrics: Pick<WorkerMetrics, 'circuitState' | 'unregister'>;
+  broker: Pick<BrokerConnection, 'start' | 'close' | 'node' | 'missingQueueSince' | 'publishRefused'>;
+  consumer: Pick<
+    PurchaseConsumer,
+    | 'state'
+    | 'pausedFor'
+    | 'problem'
+    | 'failingForMs'
+    | 'inFlight'
+    | 'pause'
+    | 'resume'
+    | 'drained'
+    | 'close'
+    | 'onConnected'
+    | 'onDisconnected'
+  >;
+  pipeline: Pick<PurchasePipeline<Delivery>, 'flushNow' | 'abandon'>;
+  replies: Pick<ReplyPublisher, 'close'>;
+  reporter: Pick<OutcomeReporter, 'close'>;
+  audit: Pick<AuditTrail, 'close'>;
+  breaker: Pick<CircuitBreaker, 'on'>;
+  prisma: Pick<PrismaService, 'ping' | '$disconnect'>;
+  orders: Pick<OrderWriter, 'insert'>;
+  depthMonitor: Pick<QueueDepthMonitor, 'start' | 'stop'>;
+  durability: Pick<DurabilityMonitor, 'start' | 'check' | 'stop'>;
+  shutdown: Pick<ShutdownSignal, 'abort'>;
 }
 
 /**
@@ -49,66 +82,17 @@ export interface WorkerParts {
  *   failure does not skip the rest: stop consuming, end every wait, drain (bounded by the deadline), flush
  *   the audit trail, close the consumer, the broker connection and the database pool. Past the deadline
  *   nothing uncommitted is acked: the broker redelivers it.
- * Each delivery goes from the consumer to the purchase pipeline; the pipeline's outcomes go to the settler,
- * which acks, dead-letters or requeues them and reports them to the audit trail and the metrics.
+ * A delivery's path does not come through here: consumer → pipeline → settler, each built with the next.
  */
 export class Worker implements BeforeApplicationShutdown {
   private readonly logger = new Logger(Worker.name);
-  private readonly consumer: PurchaseConsumer;
-  private readonly replies: ReplyPublisher;
+  private readonly consumer: WorkerDependencies['consumer'];
   private started: Promise<void> | undefined;
   private closing: Promise<void> | undefined;
   private metDeadline = true;
 
-  constructor(private readonly parts: WorkerParts) {
-    const { settings, metrics, broker, pipeline, reporter } = parts;
-    const deadLetters = new DeadLetterPublisher(
-      broker,
-      settings.DEAD_LETTER_QUEUE,
-      settings.PURCHASE_QUEUE,
-      settings.WORKER_ID,
-    );
-    broker.onReturned((message) => deadLetters.onReturned(message));
-    this.replies = new ReplyPublisher(broker, new ReplyOrderLookup(parts.prisma), metrics, {
-      maxMessageBytes: settings.MAX_MESSAGE_BYTES,
-      warningsPerInterval: settings.MESSAGE_WARNINGS_PER_10S,
-    });
-    const settler = new MessageSettler(deadLetters, reporter, {
-      queueType: settings.QUEUE_TYPE,
-      maxDeliveries: settings.MAX_DELIVERIES,
-      retryBaseMs: settings.RETRY_BASE_MS,
-      retryMaxMs: settings.RETRY_MAX_MS,
-      onUnroutable: (error) => broker.queueMissing(error.queue),
-      onDeadLettered: () => broker.queueBack(),
-      onFinished: (count) => this.consumer.finished(count),
-      onReplyWanted: (settled) => this.replies.send(settled),
-      signal: parts.shutdown.signal,
-    });
-    this.consumer = new PurchaseConsumer(
-      {
-        openChannel: () => broker.openChannel(),
-        prepare: () => broker.declareTopology(),
-        onDelivery: (delivery) => {
-          try {
-            pipeline.process(delivery.message, delivery, delivery.span?.spanContext());
-          } catch (error) {
-            // The pipeline turns every known failure into an outcome; anything else goes back to the broker.
-            settler.settleBatch([{ token: delivery, outcome: { kind: 'retry', error: error as Error } }]);
-          }
-        },
-        onPausedChange: (paused) => metrics.consumerState(paused),
-        onAckFrame: () => metrics.ackFrameSent(),
-        onAcksLost: (count) => metrics.settled('failed', count),
-      },
-      {
-        queue: settings.PURCHASE_QUEUE,
-        prefetch: settings.PREFETCH,
-        retryBaseMs: settings.RETRY_BASE_MS,
-        retryMaxMs: settings.RETRY_MAX_MS,
-      },
-    );
-    pipeline.connect((settled, trace) => settler.settleBatch(settled, trace));
-    metrics.watchInFlight(() => this.consumer.inFlight);
+  constructor(private readonly parts: WorkerDependencies) {
+    this.consumer = parts.consumer;
   }
 
   /** 0 after a shutdown that drained everything in time, 1 otherwise. */
@@ -223,8 +207,18 @@ export class Worker implements BeforeApplicationShutdown {
   }
 
   private async shutDown(signal: string | undefined): Promise<void> {
-    const { settings, shutdown, audit, reporter, depthMonitor, durability, broker, prisma, metrics } =
-      this.parts;
+    const {
+      settings,
+      shutdown,
+      audit,
+      reporter,
+      replies,
+      depthMonitor,
+      durability,
+      broker,
+      prisma,
+      metrics,
+    } = this.parts;
     const deadline = Date.now() + settings.SHUTDOWN_DEADLINE_MS;
     this.logger.log(`closing (${signal ?? 'close requested'}): ${this.consumer.inFlight} messages in flight`);
     const steps: [string, () => unknown][] = [
@@ -237,7 +231,7 @@ export class Worker implements BeforeApplicationShutdown {
           if (!(await this.drain(deadline))) this.metDeadline = false;
         },
       ],
-      ['send the replies under way', () => this.replies.close(deadline)],
+      ['send the replies under way', () => replies.close(deadline)],
       ['log the last outcome summary', () => reporter.close()],
       ['flush the audit trail', () => audit.close(deadline)],
       ['stop the queue depth checks', () => depthMonitor.stop()],

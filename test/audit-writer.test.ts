@@ -73,7 +73,7 @@ describe('the audit trail on PostgreSQL', () => {
     const registry = new Registry();
     const trail = new AuditTrail(
       new AuditWriter(prisma),
-      { batchSize: 100, flushIntervalMs: 50, maxBufferedEvents: 1000, maxRetryDelayMs: 1000 },
+      { batchSize: 100, flushIntervalMs: 50, maxBufferedEvents: 1000, retryMaxMs: 1000 },
       new WorkerMetrics(registry),
     );
     const events = Array.from({ length: 10 }, (_, index) =>

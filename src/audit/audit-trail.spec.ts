@@ -46,7 +46,7 @@ const options: AuditTrailOptions = {
   batchSize: 100,
   flushIntervalMs: 1000,
   maxBufferedEvents: 250,
-  maxRetryDelayMs: 8000,
+  retryMaxMs: 8000,
   isRefusal: (error) => error instanceof RowRefused,
 };
 

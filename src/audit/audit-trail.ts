@@ -1,19 +1,21 @@
 import { Logger } from '@nestjs/common';
+import type { Settings } from '../config/settings.js';
 import type { WorkerMetrics } from '../observability/worker-metrics.js';
 import { codeUnitsHex, safeText } from '../common/safe-text.js';
 import { backoffDelayMs, sleep } from '../common/backoff.js';
 import { classifyDatabaseError, databaseErrorCode } from '../database/database-errors.js';
+import { RowsWriteInterrupted, writeIsolatingRefusals } from '../database/refused-rows.js';
 import type { AuditEvent, AuditSink } from './audit-event.js';
 
 export interface AuditTrailOptions {
-  /** Events that trigger a flush at once. */
+  /** Events that trigger a flush at once (AUDIT_BATCH_SIZE). */
   batchSize: number;
-  /** Longest an event waits before it is written. */
+  /** Longest an event waits before it is written, in ms (AUDIT_FLUSH_INTERVAL_MS). */
   flushIntervalMs: number;
-  /** Most events held; past it new events are dropped and counted. */
+  /** Most events held; past it new events are dropped and counted (AUDIT_BUFFER_MAX). */
   maxBufferedEvents: number;
-  /** Longest wait before retrying a failed flush. */
-  maxRetryDelayMs: number;
+  /** Longest wait before retrying a failed flush, in ms (RETRY_MAX_MS). */
+  retryMaxMs: number;
   /**
    * Whether a failed write is the database refusing some row of it (bad data: the same rows fail every
    * time), found by bisecting the chunk. Any other failure (database away, unknown) keeps the events for a
@@ -22,9 +24,19 @@ export interface AuditTrailOptions {
   isRefusal?: (error: unknown) => boolean;
 }
 
-/** The write failed for a reason other than its rows: the events not yet written go back to the buffer. */
-class AuditWriteDeferred extends Error {
-  override readonly name = 'AuditWriteDeferred';
+/** The audit trail's options from the settings: the one mapping. */
+export function auditTrailOptions(
+  settings: Pick<
+    Settings,
+    'AUDIT_BATCH_SIZE' | 'AUDIT_FLUSH_INTERVAL_MS' | 'AUDIT_BUFFER_MAX' | 'RETRY_MAX_MS'
+  >,
+): AuditTrailOptions {
+  return {
+    batchSize: settings.AUDIT_BATCH_SIZE,
+    flushIntervalMs: settings.AUDIT_FLUSH_INTERVAL_MS,
+    maxBufferedEvents: settings.AUDIT_BUFFER_MAX,
+    retryMaxMs: settings.RETRY_MAX_MS,
+  };
 }
 
 // One INSERT carries at most this many rows, so a backlog after an outage drains in bounded statements.
@@ -147,28 +159,13 @@ export class AuditTrail {
     while (this.buffer.length > 0) {
       const chunk = this.buffer.splice(0, MAX_ROWS_PER_INSERT);
       this.beingWritten = chunk.length;
-      // Parts of the chunk still to write, in order; a refused part is split in two in place.
-      const parts: AuditEvent[][] = [chunk];
       try {
-        while (parts.length > 0) {
-          const part = parts.shift() as AuditEvent[];
-          try {
-            this.beingWritten -= await this.writeOrIsolate(part, parts);
-          } catch (error) {
-            parts.unshift(part);
-            throw error;
-          }
+        const kept = await this.writeChunk(chunk);
+        if (kept.length > 0) {
+          // Keep the events not yet written, oldest first, and retry later: an audit write never blocks an order.
+          this.buffer = kept.concat(this.buffer);
+          return;
         }
-      } catch (error) {
-        // Keep the events not yet written, oldest first, and retry later: an audit write never blocks an order.
-        const kept = parts.flat();
-        this.buffer = kept.concat(this.buffer);
-        this.consecutiveFailures++;
-        this.metrics.auditFlushFailed();
-        this.logger.warn(
-          `audit flush failed (attempt ${this.consecutiveFailures}); ${kept.length} events kept for retry: ${(error as Error).message}`,
-        );
-        return;
       } finally {
         this.beingWritten = 0;
         this.metrics.auditBufferSize.set(this.bufferedEvents);
@@ -180,24 +177,43 @@ export class AuditTrail {
   }
 
   /**
-   * Writes `part` and returns how many of its events are done with. When the database refuses it, puts its
-   * two halves at the front of `parts` (none done yet); a single refused event is written in its reduced
-   * form instead. Throws AuditWriteDeferred for any failure that is not a refusal.
+   * Writes one chunk, each event the database refuses on its own in its reduced form, in place; returns the
+   * events to keep for a later attempt (none when the chunk is done with), counting the failed attempt.
    */
-  private async writeOrIsolate(part: AuditEvent[], parts: AuditEvent[][]): Promise<number> {
+  private async writeChunk(chunk: AuditEvent[]): Promise<AuditEvent[]> {
     try {
-      await this.sink.write(part);
-      this.metrics.auditWritten(part.length);
-      return part.length;
+      await writeIsolatingRefusals(
+        chunk,
+        (part) => (part.length === 1 ? this.writeOneOrReduced(part[0] as AuditEvent) : this.writePart(part)),
+        (error) => this.isRefusal(error),
+      );
+      return [];
     } catch (error) {
-      if (!this.isRefusal(error)) throw new AuditWriteDeferred((error as Error).message, { cause: error });
-      if (part.length === 1) {
-        await this.writeReduced(part[0] as AuditEvent, error);
-        return 1;
-      }
-      const middle = Math.ceil(part.length / 2);
-      parts.unshift(part.slice(0, middle), part.slice(middle));
-      return 0;
+      if (!(error instanceof RowsWriteInterrupted)) throw error;
+      const kept = chunk.slice((error as RowsWriteInterrupted<number>).results.length);
+      this.consecutiveFailures++;
+      this.metrics.auditFlushFailed();
+      this.logger.warn(
+        `audit flush failed (attempt ${this.consecutiveFailures}); ${kept.length} events kept for retry: ${(error.cause as Error).message}`,
+      );
+      return kept;
+    }
+  }
+
+  private async writePart(part: readonly AuditEvent[]): Promise<number[]> {
+    await this.sink.write(part);
+    this.metrics.auditWritten(part.length);
+    return part.map(() => 1);
+  }
+
+  /** One event, or, when the database refuses it, its reduced form in its place. */
+  private async writeOneOrReduced(event: AuditEvent): Promise<number[]> {
+    try {
+      return await this.writePart([event]);
+    } catch (error) {
+      if (!this.isRefusal(error)) throw error;
+      await this.writeReduced(event, error);
+      return [1];
     }
   }
 
@@ -231,7 +247,8 @@ export class AuditTrail {
       await this.sink.write([reduced]);
       this.metrics.auditWritten(1);
     } catch (error) {
-      if (!this.isRefusal(error)) throw new AuditWriteDeferred((error as Error).message, { cause: error });
+      // The database went away meanwhile: the event is kept for the next attempt.
+      if (!this.isRefusal(error)) throw error;
       this.droppedEvents++;
       this.metrics.auditDroppedEvents(1);
       this.logger.error(
@@ -250,7 +267,7 @@ export class AuditTrail {
     return backoffDelayMs(
       this.consecutiveFailures + 1,
       this.options.flushIntervalMs,
-      this.options.maxRetryDelayMs,
+      this.options.retryMaxMs,
       noJitter,
     );
   }

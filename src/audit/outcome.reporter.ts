@@ -1,4 +1,5 @@
 import { Logger } from '@nestjs/common';
+import type { Settings } from '../config/settings.js';
 import type { AuditTrail } from './audit-trail.js';
 import type { WorkerMetrics } from '../observability/worker-metrics.js';
 import type { AuditEvent } from './audit-event.js';
@@ -20,6 +21,17 @@ const COUNTED: Record<Outcome['kind'], CountedOutcome> = {
 
 /** How often, at most, the info-level summary of settled messages is logged. */
 export const OUTCOME_SUMMARY_INTERVAL_MS = 10_000;
+
+/** The reporter's options from the settings: the one mapping. */
+export function outcomeReporterOptions(
+  settings: Pick<Settings, 'WORKER_ID' | 'LOG_LEVEL' | 'MESSAGE_WARNINGS_PER_10S'>,
+): OutcomeReporterOptions {
+  return {
+    workerId: settings.WORKER_ID,
+    debugEnabled: settings.LOG_LEVEL === 'debug' || settings.LOG_LEVEL === 'trace',
+    messageWarningsPerInterval: settings.MESSAGE_WARNINGS_PER_10S,
+  };
+}
 
 export interface OutcomeReporterOptions {
   /** This worker's name, in the audit events' details. */

@@ -90,6 +90,47 @@ describe('parseSettings', () => {
     );
   });
 
+  describe('rules between settings, on the values in force', () => {
+    it.each<[string, NodeJS.ProcessEnv, RegExp]>([
+      [
+        'a client-side query timeout not above the statement timeout (the default one)',
+        { DB_STATEMENT_TIMEOUT_MS: '30000' },
+        /^DB_QUERY_TIMEOUT_MS: 20000 must be above DB_STATEMENT_TIMEOUT_MS \(30000\)/m,
+      ],
+      [
+        'a query timeout equal to the statement timeout',
+        { DB_STATEMENT_TIMEOUT_MS: '5000', DB_QUERY_TIMEOUT_MS: '5000' },
+        /^DB_QUERY_TIMEOUT_MS="5000": 5000 must be above DB_STATEMENT_TIMEOUT_MS \(5000\)/m,
+      ],
+      [
+        'a first back-off above the longest',
+        { RETRY_BASE_MS: '5000', RETRY_MAX_MS: '1000' },
+        /^RETRY_BASE_MS="5000": 5000 must not be above RETRY_MAX_MS \(1000\)/m,
+      ],
+      [
+        'an audit batch larger than the audit buffer',
+        { AUDIT_BATCH_SIZE: '5000', AUDIT_BUFFER_MAX: '1000' },
+        /^AUDIT_BATCH_SIZE="5000": 5000 must not be above AUDIT_BUFFER_MAX \(1000\)/m,
+      ],
+    ])('refuses %s, naming both', (_name, env, message) => {
+      const error = settingsError(env);
+      expect(error).toBeInstanceOf(InvalidSettingsError);
+      expect(error?.message.split('\n').map((line) => line.trim())).toContainEqual(
+        expect.stringMatching(message),
+      );
+    });
+
+    it('takes values that keep them', () => {
+      expect(
+        settingsError({
+          DB_STATEMENT_TIMEOUT_MS: '5000',
+          DB_QUERY_TIMEOUT_MS: '5001',
+          RETRY_BASE_MS: '30000',
+        }),
+      ).toBeUndefined();
+    });
+  });
+
   it('reads DB_PREPARED_STATEMENTS as a yes or no, on by default, and refuses anything else', () => {
     expect(parseSettings({}).DB_PREPARED_STATEMENTS).toBe(true);
     expect(parseSettings({ DB_PREPARED_STATEMENTS: 'false' }).DB_PREPARED_STATEMENTS).toBe(false);

@@ -79,7 +79,7 @@ export const settingsSchema = z
     DB_STATEMENT_TIMEOUT_MS: int(100, 3_600_000).default(15_000),
     /**
      * Longest the worker waits for any answer to a query, in milliseconds (client side: a half-open socket
-     * after a failover never answers). Keep it above DB_STATEMENT_TIMEOUT_MS. Default 20 000, or the URL's
+     * after a failover never answers); above DB_STATEMENT_TIMEOUT_MS. Default 20 000, or the URL's
      * `socket_timeout` (seconds).
      */
     DB_QUERY_TIMEOUT_MS: int(100, 3_600_000).optional(),
@@ -139,7 +139,44 @@ export const settingsSchema = z
     ...databaseSettings(raw, context),
     DEAD_LETTER_QUEUE: raw.DEAD_LETTER_QUEUE ?? deadLetterQueueOf(raw.PURCHASE_QUEUE),
     WORKER_ID: raw.WORKER_ID ?? `${hostname()}-${process.pid}`,
-  }));
+  }))
+  .superRefine((settings, context) => {
+    for (const [path, message] of crossFieldProblems(settings)) {
+      context.addIssue({ code: 'custom', path: [path], message });
+    }
+  });
+
+/** Rules between settings, checked at start-up on the values in force (defaults and the URL's included). */
+function crossFieldProblems(settings: {
+  DB_STATEMENT_TIMEOUT_MS: number;
+  DB_QUERY_TIMEOUT_MS: number;
+  RETRY_BASE_MS: number;
+  RETRY_MAX_MS: number;
+  AUDIT_BATCH_SIZE: number;
+  AUDIT_BUFFER_MAX: number;
+}): [string, string][] {
+  const problems: [string, string][] = [];
+  if (settings.DB_QUERY_TIMEOUT_MS <= settings.DB_STATEMENT_TIMEOUT_MS) {
+    problems.push([
+      'DB_QUERY_TIMEOUT_MS',
+      `${settings.DB_QUERY_TIMEOUT_MS} must be above DB_STATEMENT_TIMEOUT_MS (${settings.DB_STATEMENT_TIMEOUT_MS}): ` +
+        'the database cancels a slow statement first, the client only waits out a dead socket',
+    ]);
+  }
+  if (settings.RETRY_BASE_MS > settings.RETRY_MAX_MS) {
+    problems.push([
+      'RETRY_BASE_MS',
+      `${settings.RETRY_BASE_MS} must not be above RETRY_MAX_MS (${settings.RETRY_MAX_MS})`,
+    ]);
+  }
+  if (settings.AUDIT_BATCH_SIZE > settings.AUDIT_BUFFER_MAX) {
+    problems.push([
+      'AUDIT_BATCH_SIZE',
+      `${settings.AUDIT_BATCH_SIZE} must not be above AUDIT_BUFFER_MAX (${settings.AUDIT_BUFFER_MAX}): a batch would never fill`,
+    ]);
+  }
+  return problems;
+}
 
 export type Settings = z.output<typeof settingsSchema>;
 
@@ -191,7 +228,12 @@ export function parseSettings(env: NodeJS.ProcessEnv): Settings {
     parsed.error.issues.map((issue) => {
       const name = issue.path.join('.');
       // A connection URL may carry a password: name the setting, never echo its value.
-      const shown = name.endsWith('_URL') ? ' (value hidden)' : `=${quotedValue(env[name] ?? '')}`;
+      const value = env[name];
+      const shown = name.endsWith('_URL')
+        ? ' (value hidden)'
+        : value === undefined
+          ? ''
+          : `=${quotedValue(value)}`;
       return `${name}${shown}: ${issue.message}`;
     }),
   );

@@ -1,8 +1,9 @@
 import { describe, expect, it } from '@jest/globals';
 import type { Channel, ConsumeMessage } from 'amqplib';
 import { EventEmitter } from 'node:events';
-import type { LiveChannel } from '../settlement/delivery.js';
-import { type ConsumerHooks, PurchaseConsumer } from './purchase-consumer.js';
+import type { Delivery } from './delivery.js';
+import type { MessageProcessor } from '../purchases/outcome.js';
+import { type ConsumerBroker, type ConsumerEvents, PurchaseConsumer } from './purchase-consumer.js';
 
 type Method = 'prefetch' | 'consume' | 'cancel';
 
@@ -72,31 +73,33 @@ class FakeChannel extends EventEmitter {
 /** A consumer on fake channels, with a switch to make the queue check fail like a refused permission. */
 function consumerOnFakes() {
   const channels: FakeChannel[] = [];
-  const lives: LiveChannel[] = [];
+  const deliveries: Delivery[] = [];
   const state = { prepareError: undefined as Error | undefined, prepares: 0, nextChannel: new FakeChannel() };
-  const hooks: ConsumerHooks = {
+  const broker: ConsumerBroker = {
     openChannel: () => {
       const channel = state.nextChannel;
       state.nextChannel = new FakeChannel();
       channels.push(channel);
       return Promise.resolve(channel as unknown as Channel);
     },
-    prepare: () => {
+    declareTopology: () => {
       state.prepares++;
       return state.prepareError ? Promise.reject(state.prepareError) : Promise.resolve();
     },
-    onDelivery: (delivery) => lives.push(delivery.live),
+  };
+  const pipeline: MessageProcessor<Delivery> = { process: (_message, delivery) => deliveries.push(delivery) };
+  const events: ConsumerEvents = {
     onPausedChange: () => undefined,
     onAckFrame: () => undefined,
     onAcksLost: () => undefined,
   };
-  const consumer = new PurchaseConsumer(hooks, {
+  const consumer = new PurchaseConsumer(broker, pipeline, events, {
     queue: 'purchase',
     prefetch: 10,
     retryBaseMs: 5,
     retryMaxMs: 20,
   });
-  return { consumer, channels, lives, state, channel: () => channels.at(-1) as FakeChannel };
+  return { consumer, channels, deliveries, state, channel: () => channels.at(-1) as FakeChannel };
 }
 
 async function until(what: string, condition: () => boolean, timeoutMs = 2000): Promise<void> {
@@ -200,17 +203,13 @@ describe('PurchaseConsumer', () => {
   });
 
   it('sends the acks still coalescing before it closes the channel', async () => {
-    const { consumer, state, lives } = consumerOnFakes();
+    const { consumer, state, deliveries } = consumerOnFakes();
     const channel = state.nextChannel;
     consumer.onConnected();
     await until('consuming', () => consumer.state === 'consuming');
     channel.deliver?.(message(1));
     channel.deliver?.(message(2));
-    const live = lives[0] as LiveChannel;
-    live.acks.received(1);
-    live.acks.received(2);
-    live.acks.ack(message(1));
-    live.acks.ack(message(2));
+    for (const delivery of deliveries) expect(delivery.ack()).toBe(true);
 
     await consumer.close(); // in the same turn: the coalesced ack has not gone out yet
 

@@ -1,22 +1,25 @@
 import { Logger } from '@nestjs/common';
 import type { Channel, ConsumeMessage } from 'amqplib';
 import { backoffDelayMs, sleep } from '../common/backoff.js';
-import { Waiters } from '../common/waiting.js';
 import { safeProperty } from '../common/safe-text.js';
+import type { Settings } from '../config/settings.js';
 import { startMessageSpan, tracingActive } from '../observability/tracing.js';
+import type { MessageProcessor } from '../purchases/outcome.js';
 import { AckCoalescer } from '../settlement/ack-coalescer.js';
-import { type Delivery, deliveryCountOf, type LiveChannel } from '../settlement/delivery.js';
+import { Delivery, InFlight, LiveChannel } from './delivery.js';
 
 export type ConsumerState = 'connecting' | 'consuming' | 'paused' | 'disconnected' | 'closed';
 
-/** What the consumer needs of the broker connection and of the worker. */
-export interface ConsumerHooks {
+/** What the consumer needs of the broker connection (BrokerConnection). */
+export interface ConsumerBroker {
   /** A new channel on the current connection; rejects when there is none. */
   openChannel(): Promise<Channel>;
   /** Makes sure the queues exist (passive checks, declares only what is missing). */
-  prepare(): Promise<void>;
-  /** Takes each message received; the delivery counts as in flight until `finished` is called for it. */
-  onDelivery(delivery: Delivery): void;
+  declareTopology(): Promise<void>;
+}
+
+/** What the consumer tells the metrics. */
+export interface ConsumerEvents {
   /** Told whenever consuming starts (false) or stops (true). */
   onPausedChange(paused: boolean): void;
   /** Told of every ack frame sent, and of acks lost with their channel. */
@@ -25,11 +28,25 @@ export interface ConsumerHooks {
 }
 
 export interface ConsumerOptions {
+  /** The queue consumed (PURCHASE_QUEUE). */
   queue: string;
+  /** Unacked messages the broker hands out at once, per consumer (PREFETCH). */
   prefetch: number;
-  /** Back-off between failed attempts to start consuming. */
+  /** Back-off between failed attempts to start consuming, in ms (RETRY_BASE_MS, up to RETRY_MAX_MS). */
   retryBaseMs: number;
   retryMaxMs: number;
+}
+
+/** The consumer's options from the settings: the one mapping. */
+export function consumerOptions(
+  settings: Pick<Settings, 'PURCHASE_QUEUE' | 'PREFETCH' | 'RETRY_BASE_MS' | 'RETRY_MAX_MS'>,
+): ConsumerOptions {
+  return {
+    queue: settings.PURCHASE_QUEUE,
+    prefetch: settings.PREFETCH,
+    retryBaseMs: settings.RETRY_BASE_MS,
+    retryMaxMs: settings.RETRY_MAX_MS,
+  };
 }
 
 /**
@@ -39,7 +56,8 @@ export interface ConsumerOptions {
  * what is (a consumer registered or not) and takes one step at a time, so a pause arriving during a
  * `basic.consume` cancels the new consumer as soon as it exists, a resume during one never starts a second
  * consumer, and the channel is used for consuming only after its `basic.qos` is set.
- * It counts the deliveries in flight (handed out, not yet finished), which the drain at shutdown waits for.
+ * Each message received becomes a Delivery, handed to the purchase pipeline, that settles itself; the
+ * deliveries in flight (handed out, not yet finished) are what the drain at shutdown waits for.
  */
 export class PurchaseConsumer {
   private readonly logger = new Logger(PurchaseConsumer.name);
@@ -53,11 +71,12 @@ export class PurchaseConsumer {
   private running: Promise<void> | undefined;
   private kicked = false;
   private wakeUp: (() => void) | undefined;
-  private inFlightCount = 0;
-  private readonly drainWaiters = new Waiters();
+  private readonly deliveries = new InFlight();
 
   constructor(
-    private readonly hooks: ConsumerHooks,
+    private readonly broker: ConsumerBroker,
+    private readonly pipeline: MessageProcessor<Delivery>,
+    private readonly hooks: ConsumerEvents,
     private readonly options: ConsumerOptions,
   ) {}
 
@@ -88,19 +107,12 @@ export class PurchaseConsumer {
 
   /** Deliveries handed out and not yet finished. */
   get inFlight(): number {
-    return this.inFlightCount;
-  }
-
-  /** `count` deliveries are settled (or given up on, left for the broker to redeliver). */
-  finished(count: number): void {
-    this.inFlightCount -= count;
-    if (this.inFlightCount === 0) this.drainWaiters.wakeAll();
+    return this.deliveries.size;
   }
 
   /** Resolves when every delivery handed out is finished. */
-  async drained(): Promise<void> {
-    if (this.inFlightCount === 0) return;
-    await this.drainWaiters.wait();
+  drained(): Promise<void> {
+    return this.deliveries.drained();
   }
 
   /** The connection is up: consume unless paused. */
@@ -219,7 +231,7 @@ export class PurchaseConsumer {
 
   private async startConsuming(): Promise<void> {
     const live = this.live?.open ? this.live : await this.openLiveChannel();
-    await this.hooks.prepare();
+    await this.broker.declareTopology();
     if (!this.wantsToConsume() || !live.open) return; // the loop looks again
     const { consumerTag } = await live.channel.consume(
       this.options.queue,
@@ -236,7 +248,7 @@ export class PurchaseConsumer {
 
   /** A channel with its prefetch set; only then is it the live channel. */
   private async openLiveChannel(): Promise<LiveChannel> {
-    const channel = await this.hooks.openChannel();
+    const channel = await this.broker.openChannel();
     channel.on('error', (error: Error) => {
       this.lastProblem = error.message;
       this.logger.warn(`consumer channel error: ${error.message}`);
@@ -247,11 +259,9 @@ export class PurchaseConsumer {
       await channel.close().catch(() => undefined); // already closed by the broker's refusal
       throw error;
     }
-    const live: LiveChannel = {
+    const live: LiveChannel = new LiveChannel(
       channel,
-      open: true,
-      consumerTag: undefined,
-      acks: new AckCoalescer(
+      new AckCoalescer(
         channel,
         (count, error) => {
           this.forget(live);
@@ -262,7 +272,7 @@ export class PurchaseConsumer {
         },
         () => this.hooks.onAckFrame(),
       ),
-    };
+    );
     channel.once('close', () => {
       const wasConsuming = live.consumerTag !== undefined;
       this.forget(live);
@@ -292,17 +302,17 @@ export class PurchaseConsumer {
   }
 
   private receive(live: LiveChannel, message: ConsumeMessage): void {
-    this.inFlightCount++;
+    this.deliveries.add();
     live.acks.received(message.fields.deliveryTag);
-    const delivery: Delivery = { live, message, deliveryCount: deliveryCountOf(message) };
-    if (tracingActive()) {
-      delivery.span = startMessageSpan(
-        this.options.queue,
-        message.properties.headers,
-        safeProperty(message.properties.messageId),
-      );
-    }
-    this.hooks.onDelivery(delivery);
+    const span = tracingActive()
+      ? startMessageSpan(
+          this.options.queue,
+          message.properties.headers,
+          safeProperty(message.properties.messageId),
+        )
+      : undefined;
+    const delivery = new Delivery(live, message, this.deliveries, span);
+    this.pipeline.process(message, delivery, span?.spanContext());
   }
 
   /** The broker cancelled our consumer (queue deleted, its node down): consume again after a back-off. */
@@ -318,8 +328,7 @@ export class PurchaseConsumer {
   /** Drops a channel that closed or whose connection went: nothing is sent on it any more. */
   private forget(live: LiveChannel | undefined): void {
     if (!live) return;
-    live.open = false;
-    live.consumerTag = undefined;
+    live.markClosed();
     if (this.live === live) this.live = undefined;
     this.markNotConsuming();
   }

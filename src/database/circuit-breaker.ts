@@ -1,17 +1,30 @@
 import { Logger } from '@nestjs/common';
 import { EventEmitter } from 'node:events';
 import { backoffDelayMs, sleep } from '../common/backoff.js';
+import type { Settings } from '../config/settings.js';
 
 export interface CircuitBreakerOptions {
-  /** Consecutive transient failures that open the circuit. */
+  /** Consecutive transient failures that open the circuit (CIRCUIT_FAILURE_THRESHOLD). */
   failureThreshold: number;
-  /** First probe delay, doubled per failed probe up to `maxDelayMs`, with jitter. */
-  baseDelayMs: number;
-  maxDelayMs: number;
+  /** First probe delay in ms (RETRY_BASE_MS), doubled per failed probe up to `retryMaxMs`, with jitter. */
+  retryBaseMs: number;
+  /** Longest delay between probes in ms (RETRY_MAX_MS). */
+  retryMaxMs: number;
   /** What a failure says about the database, in an operator's words (for /ready and the logs). */
   describe?: (error: Error) => string;
   /** Shutdown: probing stops, and `whenClosed` resolves so that nothing waits on it any more. */
   signal?: AbortSignal;
+}
+
+/** The breaker's options from the settings: the one mapping. */
+export function circuitBreakerOptions(
+  settings: Pick<Settings, 'CIRCUIT_FAILURE_THRESHOLD' | 'RETRY_BASE_MS' | 'RETRY_MAX_MS'>,
+): Pick<CircuitBreakerOptions, 'failureThreshold' | 'retryBaseMs' | 'retryMaxMs'> {
+  return {
+    failureThreshold: settings.CIRCUIT_FAILURE_THRESHOLD,
+    retryBaseMs: settings.RETRY_BASE_MS,
+    retryMaxMs: settings.RETRY_MAX_MS,
+  };
 }
 
 /**
@@ -79,7 +92,7 @@ export class CircuitBreaker extends EventEmitter<{ open: [Error]; close: [] }> {
   private async probeUntilHealthy(): Promise<void> {
     const { signal } = this.options;
     for (let attempt = 1; !signal?.aborted; attempt++) {
-      await sleep(backoffDelayMs(attempt, this.options.baseDelayMs, this.options.maxDelayMs), signal);
+      await sleep(backoffDelayMs(attempt, this.options.retryBaseMs, this.options.retryMaxMs), signal);
       if (signal?.aborted) return;
       try {
         await this.probe();

@@ -34,12 +34,16 @@ export interface Settled<T> {
 
 /**
  * The purchase pipeline (validate, batch, persist) as the broker sees it: `process` takes a message and
- * returns at once; outcomes come back through the listener given to `connect`, a whole batch per call.
+ * returns at once; its outcome goes on to the settler the pipeline was built with, a whole batch per call.
  */
 export interface MessageProcessor<T> {
-  connect(onSettled: SettledListener<T>): void;
   /** `trace`: the message's span, which its batch's span links to (while tracing is on). */
   process(message: IncomingMessage, token: T, trace?: SpanContext): void;
+}
+
+/** Where outcomes go (MessageSettler): a batch at a time; `trace` holds the batch's span while tracing is on. */
+export interface OutcomeSettler<T> {
+  settleBatch(settled: readonly Settled<T>[], trace?: Context): void;
 }
 
 /** Takes a batch of outcomes; `trace` holds the batch's span while tracing is on (the acks are its child). */

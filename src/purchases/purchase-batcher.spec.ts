@@ -50,7 +50,7 @@ const purchase = (index: number): Purchase => ({
 });
 
 function breaker(): CircuitBreaker {
-  return new CircuitBreaker(() => Promise.resolve(), { failureThreshold: 3, baseDelayMs: 1, maxDelayMs: 1 });
+  return new CircuitBreaker(() => Promise.resolve(), { failureThreshold: 3, retryBaseMs: 1, retryMaxMs: 1 });
 }
 
 /** A batcher on `inserter` whose settled batches land in `calls`, one array per call. */
@@ -183,7 +183,7 @@ describe('PurchaseBatcher', () => {
       };
       const circuit = new CircuitBreaker(
         () => (writable ? Promise.resolve() : Promise.reject(readOnlyError())),
-        { failureThreshold: 2, baseDelayMs: 1, maxDelayMs: 5 },
+        { failureThreshold: 2, retryBaseMs: 1, retryMaxMs: 5 },
       );
       const calls: Settled<number>[][] = [];
       const batcher = new PurchaseBatcher<number>(

@@ -6,24 +6,55 @@ import {
 } from '../database/database-errors.js';
 import { backoffDelayMs, sleep } from '../common/backoff.js';
 import { ShutdownInterruptedError } from '../common/shutdown-signal.js';
+import type { Settings } from '../config/settings.js';
 import type { CircuitBreaker } from '../database/circuit-breaker.js';
 import type { WorkerMetrics } from '../observability/worker-metrics.js';
 import { compareOrderKeys, type InsertedOrders } from '../database/order.writer.js';
+import { writeIsolatingRefusals } from '../database/refused-rows.js';
 import type { Span, SpanContext } from '@opentelemetry/api';
 import { contextOf, inChildSpan, startBatchSpan, tracingActive } from '../observability/tracing.js';
 import type { Outcome, Settled, SettledListener } from './outcome.js';
 import type { Purchase } from '@flashsale/contract';
 
 export interface BatcherOptions {
+  /** Most purchases written by one INSERT (BATCH_SIZE). */
   maxBatchSize: number;
+  /** Longest a purchase waits for its batch to fill, in ms (BATCH_WAIT_MS). */
   maxWaitMs: number;
+  /** Batches written at once (MAX_BATCHES_IN_FLIGHT). */
   maxBatchesInFlight: number;
+  /** First back-off after a failed INSERT, in ms (RETRY_BASE_MS); doubles per attempt, with jitter. */
   retryBaseMs: number;
+  /** Longest back-off, in ms (RETRY_MAX_MS). */
   retryMaxMs: number;
-  /** Attempts at a batch failing with an unclassified error before its messages are handed back. */
+  /** Attempts at a batch failing with an unclassified error before its messages are handed back (RETRY_MAX_ATTEMPTS). */
   maxAttempts: number;
   /** The worker's shutdown: a batch waiting to try again gives up, its messages left unacked. */
   signal?: AbortSignal;
+}
+
+/** The batcher's options from the settings: the one mapping. */
+export function batcherOptions(
+  settings: Pick<
+    Settings,
+    | 'BATCH_SIZE'
+    | 'BATCH_WAIT_MS'
+    | 'MAX_BATCHES_IN_FLIGHT'
+    | 'RETRY_BASE_MS'
+    | 'RETRY_MAX_MS'
+    | 'RETRY_MAX_ATTEMPTS'
+  >,
+  signal: AbortSignal,
+): BatcherOptions {
+  return {
+    maxBatchSize: settings.BATCH_SIZE,
+    maxWaitMs: settings.BATCH_WAIT_MS,
+    maxBatchesInFlight: settings.MAX_BATCHES_IN_FLIGHT,
+    retryBaseMs: settings.RETRY_BASE_MS,
+    retryMaxMs: settings.RETRY_MAX_MS,
+    maxAttempts: settings.RETRY_MAX_ATTEMPTS,
+    signal,
+  };
 }
 
 export interface OrderInserter {
@@ -49,12 +80,6 @@ export class OrderBatchError extends Error {
     );
   }
 }
-
-/**
- * What became of one distinct order of a batch: written (new or existing), refused by the database (a
- * rejection outcome), or an error to hand back to the broker.
- */
-type WriteResult = Written | Outcome | Error;
 
 /** Shared by every order of one INSERT: it holds no per-order state. */
 interface Written {
@@ -184,15 +209,20 @@ export class PurchaseBatcher<T> {
       }
       candidateOf[index] = candidates.length - 1;
     }
-    const results = new Array<WriteResult>(candidates.length);
-    await this.writeIsolatingFailures(candidates, 0, results, 1, span);
+    const results = await writeIsolatingRefusals(
+      candidates,
+      (part) => this.writeWithRetries(part, span),
+      (error) => classifyDatabaseError(error) === 'poison',
+    );
     return batch.map(({ purchase, token }, index): Settled<T> => {
       const result = results[candidateOf[index] as number];
-      if (result === undefined || result instanceof Error || 'kind' in result) {
-        return { token, outcome: this.failureOutcome(purchase, result) };
-      }
-      const kind = result.inserted && writtenFirst[index] ? 'confirmed' : 'duplicate';
-      return { token, outcome: { kind, purchase, committedAt: result.committedAt } };
+      if (result === undefined)
+        return { token, outcome: retry(purchase, new Error('no result for this purchase')) };
+      if ('refused' in result) return { token, outcome: refusedOutcome(purchase, result.refused) };
+      const { written } = result;
+      if (written instanceof Error) return { token, outcome: retry(purchase, written) };
+      const kind = written.inserted && writtenFirst[index] ? 'confirmed' : 'duplicate';
+      return { token, outcome: { kind, purchase, committedAt: written.committedAt } };
     });
   }
 
@@ -204,31 +234,22 @@ export class PurchaseBatcher<T> {
     );
   }
 
-  private failureOutcome(purchase: Purchase, result: Error | Outcome | undefined): Outcome {
-    if (result && !(result instanceof Error)) return { ...result, purchase };
-    return { kind: 'retry', purchase, error: result ?? new Error('no result for this purchase') };
-  }
-
   /**
-   * Inserts `candidates` (distinct keys) and sets, for each, its result at `results[offset + i]`: written, a
-   * rejection outcome (the database refuses this row) or the error to hand back to the broker.
+   * One INSERT of `candidates` (distinct keys), tried until it is done with: each written (new or existing),
+   * or each the error to hand back to the broker (unclassified failures past `maxAttempts`, or the shutdown).
+   * Throws only when the database refuses some row of it (poison): the caller isolates that row.
    */
-  private async writeIsolatingFailures(
+  private async writeWithRetries(
     candidates: readonly Purchase[],
-    offset: number,
-    results: WriteResult[],
-    firstAttempt: number,
     span: Span | undefined,
-  ): Promise<void> {
-    const settleAll = (result: WriteResult) => results.fill(result, offset, offset + candidates.length);
-    let failedBefore = false;
+  ): Promise<readonly (Written | Error)[]> {
+    const every = (result: Written | Error) => candidates.map(() => result);
     let transientFailures = 0;
     let unclassifiedFailures = 0;
-    for (let attempt = firstAttempt; ; attempt++) {
+    for (let attempt = 1; ; attempt++) {
       // Shutting down: a first attempt still runs (the drain writes what is gathered), a retry does not wait.
-      if (this.abandoned || (failedBefore && this.options.signal?.aborted)) {
-        settleAll(new ShutdownInterruptedError('the worker shut down before this purchase was written'));
-        return;
+      if (this.abandoned || (attempt > 1 && this.options.signal?.aborted)) {
+        return every(new ShutdownInterruptedError('the worker shut down before this purchase was written'));
       }
       await this.breaker.whenClosed();
       const started = performance.now();
@@ -241,15 +262,15 @@ export class PurchaseBatcher<T> {
         // A duplicate is committed as of now; a new order as of its INSERT's commit.
         const existing: Written = { inserted: false, committedAt: new Date() };
         const inserted: Written = { inserted: true, committedAt: committedAt ?? existing.committedAt };
-        for (let index = 0; index < candidates.length; index++) {
-          results[offset + index] = isNew[index] ? inserted : existing;
-        }
-        return;
+        return isNew.map((created) => (created ? inserted : existing));
       } catch (cause) {
-        failedBefore = true;
         const kind = classifyDatabaseError(cause);
         const error = new OrderBatchError(candidates, attempt, databaseErrorCode(cause), { cause });
         this.metrics.batchFailed(error.code);
+        if (kind === 'poison') {
+          this.logger.debug(error.message);
+          throw error;
+        }
         if (kind === 'transient') {
           // The database is away, busy or read-only: the same batch will succeed later. It waits for the
           // circuit (whose probes are the back-off while it is open), is never handed back, never dead-lettered.
@@ -265,40 +286,31 @@ export class PurchaseBatcher<T> {
           }
           continue;
         }
-        if (kind === 'poison' && candidates.length > 1) {
-          // Some row of this batch is refused: split until the refused one stands alone.
-          const middle = Math.ceil(candidates.length / 2);
-          await Promise.all([
-            this.writeIsolatingFailures(candidates.slice(0, middle), offset, results, attempt, span),
-            this.writeIsolatingFailures(candidates.slice(middle), offset + middle, results, attempt, span),
-          ]);
-          return;
-        }
-        if (kind === 'poison') {
-          const [only] = candidates as [Purchase];
-          // The reporter logs the rejection with the message's identifiers.
-          this.logger.debug(`database refused sale ${only.saleId}, user ${only.userId}: ${error.message}`);
-          results[offset] = {
-            kind: 'rejected',
-            purchase: only,
-            rejection: {
-              code: 'REFUSED_BY_DATABASE',
-              reason: `database refused the order (${error.code ?? 'no code'}): ${databaseErrorMessage(cause)}`,
-            },
-          };
-          return;
-        }
         // Unclassified (a missing table, a refused permission): not a row's fault, so no bisection; the whole
         // batch backs off, and after its last attempt goes back to the broker.
         this.logger.warn(error.message);
-        if (++unclassifiedFailures >= this.options.maxAttempts) {
-          settleAll(error);
-          return;
-        }
+        if (++unclassifiedFailures >= this.options.maxAttempts) return every(error);
         await this.backOff(unclassifiedFailures);
       }
     }
   }
+}
+
+/** A purchase the database refuses on its own: a rejection, with the database's code and words. */
+function refusedOutcome(purchase: Purchase, refusal: unknown): Outcome {
+  const code = databaseErrorCode(refusal);
+  return {
+    kind: 'rejected',
+    purchase,
+    rejection: {
+      code: 'REFUSED_BY_DATABASE',
+      reason: `database refused the order (${code ?? 'no code'}): ${databaseErrorMessage(refusal)}`,
+    },
+  };
+}
+
+function retry(purchase: Purchase, error: Error): Outcome {
+  return { kind: 'retry', purchase, error };
 }
 
 /** Purchases handed back to the broker unwritten: each message stays unacked and comes back. */

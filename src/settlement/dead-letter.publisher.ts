@@ -2,7 +2,7 @@ import type { Message, Options } from 'amqplib';
 import { randomUUID } from 'node:crypto';
 import { safeProperty, safeText } from '../common/safe-text.js';
 import type { Rejection } from '../purchases/outcome.js';
-import type { Delivery } from './delivery.js';
+import type { Delivery } from '../consumer/delivery.js';
 import { republishedProperties } from '../broker/message-properties.js';
 
 /** Names each publish, so a message the broker returns is matched to the publish it belongs to. */

@@ -3,8 +3,8 @@ import type { Channel, ConsumeMessage } from 'amqplib';
 import type { Outcome, OutcomeListener, Rejection, Reported } from '../purchases/outcome.js';
 import { type DeadLetterPublisher, UnroutablePublishError } from './dead-letter.publisher.js';
 import { AckCoalescer } from './ack-coalescer.js';
-import type { Delivery, LiveChannel } from './delivery.js';
-import { MessageSettler, type SettlerOptions } from './message-settler.js';
+import { Delivery, InFlight, LiveChannel } from '../consumer/delivery.js';
+import { MessageSettler, type QueueWatch, type SettlerOptions } from './message-settler.js';
 
 /** A channel that records acks and nacks, and can be closed or made to throw like a closing amqplib channel. */
 class FakeChannel {
@@ -41,6 +41,7 @@ class FakeDeadLetters {
 const purchase = { saleId: '7f1d2c7e-5b8a-4c1e-9a55-3c2b7d9e0f11', userId: 'user-1', timestamp: new Date() };
 const confirmed: Outcome = { kind: 'confirmed', purchase, committedAt: new Date() };
 const retry: Outcome = { kind: 'retry', purchase, error: new Error('database said no') };
+const ignoredQueues: QueueWatch = { queueMissing: () => undefined, queueBack: () => undefined };
 const options: SettlerOptions = { queueType: 'quorum', maxDeliveries: 5, retryBaseMs: 100, retryMaxMs: 1000 };
 
 describe('MessageSettler', () => {
@@ -51,18 +52,20 @@ describe('MessageSettler', () => {
   let sentFlags: boolean[];
   let tag: number;
   let live: LiveChannel;
+  let inFlight: InFlight;
 
   const delivery = (deliveryCount = 1, open = true): Delivery => {
-    live.open = open;
+    if (!open) live.markClosed();
     const message = {
       fields: { deliveryTag: ++tag },
-      properties: { headers: {} },
+      properties: { headers: { 'x-delivery-count': deliveryCount - 1 } },
       content: Buffer.from('{}'),
-    } as ConsumeMessage;
+    } as unknown as ConsumeMessage;
     live.acks.received(tag);
-    return { live, message, deliveryCount };
+    inFlight.add();
+    return new Delivery(live, message, inFlight);
   };
-  const settler = (overrides: Partial<SettlerOptions> = {}) =>
+  const settler = (overrides: Partial<SettlerOptions> = {}, queues: QueueWatch = ignoredQueues) =>
     new MessageSettler(
       deadLetters as unknown as DeadLetterPublisher,
       {
@@ -74,6 +77,8 @@ describe('MessageSettler', () => {
           }
         },
       } satisfies OutcomeListener,
+      { send: () => undefined },
+      queues,
       { ...options, ...overrides },
     );
 
@@ -84,12 +89,8 @@ describe('MessageSettler', () => {
     reports = 0;
     sentFlags = [];
     tag = 0;
-    live = {
-      channel: channel as unknown as Channel,
-      open: true,
-      consumerTag: 'consumer',
-      acks: new AckCoalescer(channel, () => undefined),
-    };
+    inFlight = new InFlight();
+    live = new LiveChannel(channel as unknown as Channel, new AckCoalescer(channel, () => undefined));
   });
   afterEach(() => {
     jest.useRealTimers();
@@ -130,7 +131,7 @@ describe('MessageSettler', () => {
     const settled = settler().settle(closing, retry);
     await jest.advanceTimersByTimeAsync(1000);
     await settled;
-    expect(closing.live.open).toBe(false);
+    expect(closing.isLive).toBe(false);
     expect(sentFlags).toEqual([false]);
   });
 
@@ -186,10 +187,13 @@ describe('MessageSettler', () => {
       jest.useFakeTimers();
       const missing: string[] = [];
       let deliveredAgain = 0;
-      const subject = settler({
-        onUnroutable: (error) => missing.push(error.queue),
-        onDeadLettered: () => deliveredAgain++,
-      });
+      const subject = settler(
+        {},
+        {
+          queueMissing: (queue) => missing.push(queue),
+          queueBack: () => deliveredAgain++,
+        },
+      );
       deadLetters.fail = new UnroutablePublishError('purchase.dlq', 'returned unroutable');
       const settled = subject.settle(delivery(), rejected);
       await jest.advanceTimersByTimeAsync(1000);

@@ -1,37 +1,61 @@
 import { Logger } from '@nestjs/common';
 import type { Context } from '@opentelemetry/api';
 import { inChildSpanSync } from '../observability/tracing.js';
+import type { Settings } from '../config/settings.js';
+import type { Delivery } from '../consumer/delivery.js';
 import {
   isCommitted,
   type Outcome,
   type OutcomeListener,
+  type OutcomeSettler,
   type Reported,
   type Settled,
 } from '../purchases/outcome.js';
 import { type DeadLetterPublisher, UnroutablePublishError } from './dead-letter.publisher.js';
-import type { Delivery } from './delivery.js';
 import { backoffDelayMs, sleep } from '../common/backoff.js';
 import { ShutdownInterruptedError } from '../common/shutdown-signal.js';
 import { safeProperty } from '../common/safe-text.js';
 import { asksForReply } from './reply.message.js';
 
 export interface SettlerOptions {
+  /** How a retry goes back (QUEUE_TYPE): quorum, a nack the queue counts; classic, a republish. */
   queueType: 'quorum' | 'classic';
+  /** Deliveries of a message before it is dead-lettered (MAX_DELIVERIES). */
   maxDeliveries: number;
+  /** First back-off before a requeue, in ms (RETRY_BASE_MS); doubles per delivery, with jitter. */
   retryBaseMs: number;
+  /** Longest back-off before a requeue, in ms (RETRY_MAX_MS). */
   retryMaxMs: number;
-  /** Told when a publish came back unroutable (its queue is missing), and when a dead letter got through. */
-  onUnroutable?: (error: UnroutablePublishError) => void;
-  onDeadLettered?: () => void;
   /** The worker's shutdown: every back-off ends at once and its message is left unacked. */
   signal?: AbortSignal;
-  /** Told how many deliveries are finished (settled, or given up on) after each step. */
-  onFinished?: (count: number) => void;
-  /**
-   * Given the settled messages that asked for a reply (`replyTo`), once their ack is sent: confirmed and
-   * duplicate after the ack of their committed order, rejected after the dead-letter confirm and the ack.
-   */
-  onReplyWanted?: (settled: readonly Settled<Delivery>[]) => void;
+}
+
+/** The settler's options from the settings: the one mapping. */
+export function settlerOptions(
+  settings: Pick<Settings, 'QUEUE_TYPE' | 'MAX_DELIVERIES' | 'RETRY_BASE_MS' | 'RETRY_MAX_MS'>,
+  signal: AbortSignal,
+): SettlerOptions {
+  return {
+    queueType: settings.QUEUE_TYPE,
+    maxDeliveries: settings.MAX_DELIVERIES,
+    retryBaseMs: settings.RETRY_BASE_MS,
+    retryMaxMs: settings.RETRY_MAX_MS,
+    signal,
+  };
+}
+
+/** Told when a publish came back unroutable (its queue is missing), and when a dead letter got through. */
+export interface QueueWatch {
+  queueMissing(queue: string): void;
+  queueBack(): void;
+}
+
+/**
+ * Given the settled messages that asked for a reply (`replyTo`), once their ack is sent: confirmed and
+ * duplicate after the ack of their committed order, rejected after the dead-letter confirm and the ack.
+ */
+export interface ReplySender {
+  send(settled: readonly Settled<Delivery>[]): void;
 }
 
 /**
@@ -43,15 +67,18 @@ export interface SettlerOptions {
  * - retry: after a back-off that grows with the delivery count, requeue (quorum: nack, counted by
  *   `x-delivery-limit`; classic: republish with `x-retry-count`); at the last allowed delivery the message
  *   is dead-lettered with the error as its reason instead.
- * An ack or nack is only sent on the channel that delivered the message and only while it is open: a
- * delivery tag from a dead channel means nothing to the broker, which redelivers the message anyway.
+ * The settler decides and the delivery acts: its `ack` and `requeue` go on the channel that delivered it, only
+ * while it is open (a delivery tag from a dead channel means nothing to the broker, which redelivers the
+ * message anyway), and `finish` takes it out of the in-flight count.
  */
-export class MessageSettler {
+export class MessageSettler implements OutcomeSettler<Delivery> {
   private readonly logger = new Logger(MessageSettler.name);
 
   constructor(
     private readonly deadLetters: DeadLetterPublisher,
     private readonly reporter: OutcomeListener,
+    private readonly replies: ReplySender,
+    private readonly queues: QueueWatch,
     private readonly options: SettlerOptions,
   ) {}
 
@@ -64,8 +91,7 @@ export class MessageSettler {
     const committed = settled.filter(({ outcome }) => isCommitted(outcome));
     if (committed.length > 0) {
       inChildSpanSync(trace, 'ack', () => this.settleCommitted(committed));
-      for (const { token } of committed) token.span?.end();
-      this.options.onFinished?.(committed.length);
+      for (const { token, outcome } of committed) token.finish(outcome.kind);
     }
     if (committed.length === settled.length) return;
     for (const { token: delivery, outcome } of settled) {
@@ -79,11 +105,7 @@ export class MessageSettler {
             err: error,
           }),
         )
-        .finally(() => {
-          delivery.span?.setAttribute('flashsale.outcome', outcome.kind);
-          delivery.span?.end();
-          this.options.onFinished?.(1);
-        });
+        .finally(() => delivery.finish(outcome.kind));
     }
   }
 
@@ -120,12 +142,12 @@ export class MessageSettler {
         try {
           await this.deadLetters.publish(delivery, outcome.rejection);
         } catch (error) {
-          if (error instanceof UnroutablePublishError) this.options.onUnroutable?.(error);
+          if (error instanceof UnroutablePublishError) this.queues.queueMissing(error.queue);
           const retry: Extract<Outcome, { kind: 'retry' }> = { kind: 'retry', error: error as Error };
           if (outcome.purchase) retry.purchase = outcome.purchase;
           return this.backOffAndRequeue(delivery, retry);
         }
-        this.options.onDeadLettered?.();
+        this.queues.queueBack();
         return { outcome, sent: this.ackAndReply(delivery, outcome) };
       case 'retry':
         return this.retry(delivery, outcome);
@@ -168,7 +190,7 @@ export class MessageSettler {
         await this.deadLetters.republishForRetry(delivery);
         return { outcome, sent: this.ack(delivery) };
       } catch (error) {
-        if (error instanceof UnroutablePublishError) this.options.onUnroutable?.(error);
+        if (error instanceof UnroutablePublishError) this.queues.queueMissing(error.queue);
         this.logger.warn({
           msg: `republishing for retry failed, requeueing instead: ${(error as Error).message}`,
           saleId: outcome.purchase?.saleId,
@@ -188,20 +210,9 @@ export class MessageSettler {
    * acks now instead of with the next turn's (a run behind a delivery still in progress goes one by one).
    */
   private reply(settled: readonly Settled<Delivery>[]): void {
-    const { onReplyWanted } = this.options;
-    if (!onReplyWanted) return;
-    const acked: Settled<Delivery>[] = [];
-    const flushed = new Map<Delivery['live'], boolean>();
-    for (const entry of settled) {
-      const { live } = entry.token;
-      let sent = flushed.get(live);
-      if (sent === undefined) {
-        sent = this.onLiveChannel(entry.token, 'ack', () => live.acks.flush());
-        flushed.set(live, sent);
-      }
-      if (sent) acked.push(entry);
-    }
-    if (acked.length > 0) onReplyWanted(acked);
+    // The first delivery of a channel sends its queued acks; the others of that channel find none left.
+    const acked = settled.filter(({ token }) => this.sent(token, 'ack', token.sendAcksNow()));
+    if (acked.length > 0) this.replies.send(acked);
   }
 
   /** Acks one settled message, then replies to it when it asked; whether the ack reached the channel. */
@@ -212,31 +223,20 @@ export class MessageSettler {
   }
 
   private ack(delivery: Delivery): boolean {
-    return this.onLiveChannel(delivery, 'ack', () => delivery.live.acks.ack(delivery.message));
+    return this.sent(delivery, 'ack', delivery.ack());
   }
 
   private requeue(delivery: Delivery): boolean {
-    return this.onLiveChannel(delivery, 'requeue', () => {
-      delivery.live.channel.nack(delivery.message, false, true);
-      delivery.live.acks.settled(delivery.message.fields.deliveryTag);
-    });
+    return this.sent(delivery, 'requeue', delivery.requeue());
   }
 
-  private onLiveChannel(delivery: Delivery, action: string, send: () => void): boolean {
-    if (delivery.live.open) {
-      try {
-        send();
-        return true;
-      } catch (error) {
-        // The channel closed between the check and the send (amqplib throws "Channel closed").
-        delivery.live.open = false;
-        this.logger.debug(`${action} failed: ${(error as Error).message}`);
-      }
+  private sent(delivery: Delivery, action: string, sent: boolean): boolean {
+    if (!sent) {
+      this.logger.debug(
+        `no ${action} for delivery ${delivery.message.fields.deliveryTag}: its channel is closed; the broker redelivers it`,
+      );
     }
-    this.logger.debug(
-      `no ${action} for delivery ${delivery.message.fields.deliveryTag}: its channel is closed; the broker redelivers it`,
-    );
-    return false;
+    return sent;
   }
 }
 

@@ -1,10 +1,10 @@
 import { afterEach, beforeEach, describe, expect, it, jest } from '@jest/globals';
 import { Logger } from '@nestjs/common';
-import type { Channel, ConsumeMessage, Message, Options } from 'amqplib';
+import type { Channel, ConsumeMessage, Options } from 'amqplib';
 import { EventEmitter } from 'node:events';
 import type { ReplyResult } from '../observability/worker-metrics.js';
 import type { Outcome, Settled } from '../purchases/outcome.js';
-import type { Delivery } from './delivery.js';
+import type { Delivery } from '../consumer/delivery.js';
 import type { CommittedOrder, OrderKey, OrderLookup } from './reply-order.lookup.js';
 import { ReplyPublisher } from './reply.publisher.js';
 
@@ -54,8 +54,8 @@ function settled(
   return { token: { message, deliveryCount: 1 } as Delivery, outcome };
 }
 
-const confirmed = (userId: string): Outcome => ({
-  kind: 'confirmed',
+const confirmed = (userId: string, kind: 'confirmed' | 'duplicate' = 'confirmed'): Outcome => ({
+  kind,
   purchase: { saleId, userId, timestamp: new Date() },
   committedAt,
 });
@@ -101,15 +101,14 @@ describe('ReplyPublisher', () => {
     });
     publisher = create();
   });
-  afterEach(() => jest.restoreAllMocks());
+  afterEach(() => {
+    jest.restoreAllMocks();
+  });
 
   it('replies to each committed message with its order, looked up in one query for the batch', async () => {
     publisher.send([
       settled(confirmed('u1'), { replyTo: 'replies', correlationId: 'c1' }),
-      settled(
-        { ...confirmed('u2'), kind: 'duplicate' },
-        { replyTo: 'amq.rabbitmq.reply-to.x', correlationId: 'c2' },
-      ),
+      settled(confirmed('u2', 'duplicate'), { replyTo: 'amq.rabbitmq.reply-to.x', correlationId: 'c2' }),
     ]);
     await settledAll();
     expect(orders.queries).toEqual([
@@ -177,10 +176,8 @@ describe('ReplyPublisher', () => {
   it('counts a reply the broker returns as returned', async () => {
     publisher.send([settled(rejected, { replyTo: 'no-such-queue', correlationId: 'c' })]);
     await settledAll();
-    channel.emit('return', {
-      fields: { routingKey: 'no-such-queue\u0000' },
-      properties: {},
-    } as unknown as Message);
+    const returned = { fields: { routingKey: 'no-such-queue\u0000' }, properties: {} };
+    channel.emit('return', returned);
     expect(counted).toEqual({ sent: 1, failed: 0, returned: 1 });
     expect(warnings).toEqual(['reply returned unroutable: no queue no-such-queue\uFFFD']);
   });

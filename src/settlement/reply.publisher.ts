@@ -1,10 +1,11 @@
 import { Logger } from '@nestjs/common';
 import type { Channel, Message } from 'amqplib';
 import { safeProperty } from '../common/safe-text.js';
+import type { Settings } from '../config/settings.js';
 import { settledBy } from '../common/waiting.js';
 import type { ReplyResult } from '../observability/worker-metrics.js';
 import { isCommitted, type Outcome, type Settled } from '../purchases/outcome.js';
-import type { Delivery } from './delivery.js';
+import type { Delivery } from '../consumer/delivery.js';
 import type { CommittedOrder, OrderLookup } from './reply-order.lookup.js';
 import {
   nestRequestOf,
@@ -25,6 +26,16 @@ interface Request {
   delivery: Delivery;
   outcome: RepliedOutcome;
   address: ReplyAddress;
+}
+
+/** The reply publisher's options from the settings: the one mapping. */
+export function replyPublisherOptions(
+  settings: Pick<Settings, 'MAX_MESSAGE_BYTES' | 'MESSAGE_WARNINGS_PER_10S'>,
+): ReplyPublisherOptions {
+  return {
+    maxMessageBytes: settings.MAX_MESSAGE_BYTES,
+    warningsPerInterval: settings.MESSAGE_WARNINGS_PER_10S,
+  };
 }
 
 export interface ReplyPublisherOptions {

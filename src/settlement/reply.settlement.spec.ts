@@ -4,7 +4,7 @@ import type { Channel, ConsumeMessage } from 'amqplib';
 import type { Outcome, Rejection, Settled } from '../purchases/outcome.js';
 import { AckCoalescer } from './ack-coalescer.js';
 import type { DeadLetterPublisher } from './dead-letter.publisher.js';
-import type { Delivery, LiveChannel } from './delivery.js';
+import { Delivery, InFlight, LiveChannel } from '../consumer/delivery.js';
 import { MessageSettler } from './message-settler.js';
 
 /** Where the settler hands messages that asked for a reply: which acks were on the channel at that moment. */
@@ -13,6 +13,7 @@ describe('MessageSettler, for messages that ask for a reply', () => {
   let throwOnAck: boolean;
   let dlqFails: boolean;
   let live: LiveChannel;
+  let inFlight: InFlight;
   let tag: number;
   let replies: { tags: number[]; ackedBefore: number[] }[];
 
@@ -27,7 +28,8 @@ describe('MessageSettler, for messages that ask for a reply', () => {
       content: Buffer.from('{}'),
     } as unknown as ConsumeMessage;
     live.acks.received(tag);
-    return { live, message, deliveryCount: 1 };
+    inFlight.add();
+    return new Delivery(live, message, inFlight);
   };
   const settler = () =>
     new MessageSettler(
@@ -36,16 +38,14 @@ describe('MessageSettler, for messages that ask for a reply', () => {
       } as unknown as DeadLetterPublisher,
       { report: () => undefined },
       {
-        queueType: 'quorum',
-        maxDeliveries: 5,
-        retryBaseMs: 1,
-        retryMaxMs: 1,
-        onReplyWanted: (settled: readonly Settled<Delivery>[]) =>
+        send: (settled: readonly Settled<Delivery>[]) =>
           replies.push({
             tags: settled.map(({ token }) => token.message.fields.deliveryTag),
             ackedBefore: [...acked],
           }),
       },
+      { queueMissing: () => undefined, queueBack: () => undefined },
+      { queueType: 'quorum', maxDeliveries: 5, retryBaseMs: 1, retryMaxMs: 1 },
     );
 
   beforeEach(() => {
@@ -63,15 +63,13 @@ describe('MessageSettler, for messages that ask for a reply', () => {
       },
       nack: () => undefined,
     };
-    live = {
-      channel: channel as unknown as Channel,
-      open: true,
-      consumerTag: 'consumer',
-      acks: new AckCoalescer(channel, () => undefined),
-    };
+    inFlight = new InFlight();
+    live = new LiveChannel(channel as unknown as Channel, new AckCoalescer(channel, () => undefined));
   });
 
-  afterEach(() => jest.restoreAllMocks());
+  afterEach(() => {
+    jest.restoreAllMocks();
+  });
 
   it('hands over the committed ones that asked, after their ack frame is sent (one multiple-ack)', () => {
     const batch = [delivery('r'), delivery(), delivery('r')].map((token) => ({ token, outcome: confirmed }));
@@ -109,7 +107,7 @@ describe('MessageSettler, for messages that ask for a reply', () => {
   });
 
   it('hands over nothing on a channel known to be closed', () => {
-    live.open = false;
+    live.markClosed();
     settler().settleBatch([{ token: delivery('r'), outcome: confirmed }]);
     expect(replies).toEqual([]);
   });
