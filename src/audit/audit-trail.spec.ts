@@ -81,20 +81,20 @@ describe('AuditTrail', () => {
   });
 
   it('writes one batch as soon as 100 events are buffered, without waiting for the interval', async () => {
-    for (let index = 0; index < 99; index++) trail.record(event(index));
+    for (let index = 0; index < 99; index++) trail.recordAll([event(index)]);
     await jest.advanceTimersByTimeAsync(0);
     expect(sink.batches).toHaveLength(0);
 
-    trail.record(event(99));
+    trail.recordAll([event(99)]);
     await jest.advanceTimersByTimeAsync(0);
     expect(sink.batches.map((batch) => batch.length)).toEqual([100]);
     expect(trail.bufferedEvents).toBe(0);
   });
 
   it('writes fewer than 100 events 1 s after the first of them was buffered', async () => {
-    trail.record(event(1));
+    trail.recordAll([event(1)]);
     await jest.advanceTimersByTimeAsync(500);
-    trail.record(event(2));
+    trail.recordAll([event(2)]);
     await jest.advanceTimersByTimeAsync(499);
     expect(sink.batches).toHaveLength(0);
 
@@ -104,7 +104,7 @@ describe('AuditTrail', () => {
 
   it('keeps the events of a failed flush, in order, and writes them on a later attempt', async () => {
     sink.failuresLeft = 1;
-    for (let index = 0; index < 100; index++) trail.record(event(index));
+    for (let index = 0; index < 100; index++) trail.recordAll([event(index)]);
     await jest.advanceTimersByTimeAsync(0);
     expect(sink.written).toBe(0);
     expect(trail.bufferedEvents).toBe(100);
@@ -118,14 +118,14 @@ describe('AuditTrail', () => {
 
   it('drops and counts events past its bound instead of growing without limit', async () => {
     sink.failuresLeft = 1000;
-    for (let index = 0; index < 260; index++) trail.record(event(index));
+    for (let index = 0; index < 260; index++) trail.recordAll([event(index)]);
     await jest.advanceTimersByTimeAsync(0);
     expect(trail.bufferedEvents).toBe(250);
     expect(await metricValue(registry, 'flashsale_audit_events_dropped_total')).toBe(10);
   });
 
   it('writes everything still buffered on close', async () => {
-    for (let index = 0; index < 42; index++) trail.record(event(index));
+    for (let index = 0; index < 42; index++) trail.recordAll([event(index)]);
     await trail.close(Date.now() + 5000);
     expect(sink.written).toBe(42);
     expect(trail.bufferedEvents).toBe(0);
@@ -133,7 +133,7 @@ describe('AuditTrail', () => {
 
   it('retries a failing flush on close until the deadline, then gives up saying how many were not written', async () => {
     sink.failuresLeft = 2;
-    for (let index = 0; index < 5; index++) trail.record(event(index));
+    for (let index = 0; index < 5; index++) trail.recordAll([event(index)]);
     const closed = trail.close(Date.now() + 10_000);
     await jest.advanceTimersByTimeAsync(10_000);
     await closed;
@@ -148,7 +148,7 @@ describe('AuditTrail', () => {
   describe('when the database refuses one event of a batch', () => {
     it('writes every other event, and the refused one in a reduced form, without retrying the batch', async () => {
       sink.refusedUserIds.add('user-37');
-      for (let index = 0; index < 100; index++) trail.record(event(index));
+      for (let index = 0; index < 100; index++) trail.recordAll([event(index)]);
       await jest.advanceTimersByTimeAsync(0);
 
       const written = sink.batches.flat();
@@ -170,9 +170,9 @@ describe('AuditTrail', () => {
 
     it('keeps the events behind it flowing on later flushes', async () => {
       sink.refusedUserIds.add('user-0');
-      trail.record(event(0));
+      trail.recordAll([event(0)]);
       await jest.advanceTimersByTimeAsync(1000);
-      for (let index = 1; index <= 5; index++) trail.record(event(index));
+      for (let index = 1; index <= 5; index++) trail.recordAll([event(index)]);
       await jest.advanceTimersByTimeAsync(1000);
       expect(sink.batches.flat().map((item) => item.userId)).toEqual([
         'user-0',
@@ -187,7 +187,7 @@ describe('AuditTrail', () => {
     it('drops and counts an event whose reduced form is refused too, and writes the rest', async () => {
       sink.refusedUserIds.add('user-3');
       sink.refuseReducedForm = true;
-      for (let index = 0; index < 10; index++) trail.record(event(index));
+      for (let index = 0; index < 10; index++) trail.recordAll([event(index)]);
       await trail.flush();
       expect(sink.written).toBe(9);
       expect(await metricValue(registry, 'flashsale_audit_events_dropped_total')).toBe(1);
@@ -203,7 +203,7 @@ describe('AuditTrail', () => {
         if (calls === 3) throw new Error('database away');
         return write(events);
       };
-      for (let index = 0; index < 10; index++) trail.record(event(index));
+      for (let index = 0; index < 10; index++) trail.recordAll([event(index)]);
       await trail.flush();
       expect(sink.written + trail.bufferedEvents).toBe(10);
       await jest.advanceTimersByTimeAsync(5000);

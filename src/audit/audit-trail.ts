@@ -43,7 +43,7 @@ export function auditTrailOptions(
 const MAX_ROWS_PER_INSERT = 1000;
 
 /**
- * The audit trail: `record` only buffers (never awaited by an order), a flush writes one multi-row INSERT
+ * The audit trail: `recordAll` only buffers (never awaited by an order), a flush writes one multi-row INSERT
  * when `batchSize` events are buffered or `flushIntervalMs` after the first buffered one. A flush that fails
  * because the database is away keeps its events and retries with back-off. A flush the database refuses
  * (one row it cannot store fails the whole INSERT) is bisected like the order batches: every other row is
@@ -70,11 +70,6 @@ export class AuditTrail {
   /** Events held in memory: buffered or being written. */
   get bufferedEvents(): number {
     return this.buffer.length + this.beingWritten;
-  }
-
-  /** Buffers one event; returns at once. */
-  record(event: AuditEvent): void {
-    this.recordAll([event]);
   }
 
   /** Buffers a batch of events; returns at once. Past the bound, the events that do not fit are dropped. */
