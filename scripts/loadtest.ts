@@ -221,7 +221,12 @@ export function loadTestCommand(): Command {
       defaults.duplicateRate,
     )
     .option('--poison-rate <r>', 'share of poison messages', ratio('--poison-rate'), defaults.poisonRate)
-    .option('--rate <n>', 'messages per second, 0 = as fast as possible', wholeNumber('--rate'), 0)
+    .option(
+      '--rate <n>',
+      'messages (with --http: requests) per second, 0 = as fast as possible',
+      wholeNumber('--rate'),
+      0,
+    )
     .option('--seed <n>', 'seed of the workload', wholeNumber('--seed'), defaults.seed)
     .option(
       '--timeout <s>',

@@ -190,6 +190,8 @@ export async function runHttpLoadTest(options: HttpLoadTestOptions): Promise<Htt
       connections: options.connections,
       durationS: options.durationS,
       ratePerSecond: options.ratePerSecond,
+      // Past the API's own wait for an order (ORDER_WAIT_TIMEOUT_MS, 10 s by default), so that its 504 arrives.
+      timeoutS: options.waitForOrder ? 30 : 10,
       onAnswered: (answered) => sending.update(answered),
     });
     sending.stop();
