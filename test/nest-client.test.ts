@@ -163,6 +163,16 @@ describe("NestJS's own RMQ client (ClientProxy) publishing to the worker", () =>
       await world.deadLetters(1);
     });
 
+    it('errors for a body over MAX_MESSAGE_BYTES too, which the worker does not parse', async () => {
+      const rejection = send('purchase', purchase({ userId: 'u'.repeat(20_000) }));
+      await expect(rejection).rejects.toMatchObject({
+        status: 'rejected',
+        code: 'BODY_TOO_LARGE',
+        reason: expect.stringContaining('over the limit of'),
+      });
+      await world.deadLetters(1);
+    });
+
     it('errors naming a pattern that is not the purchase pattern', async () => {
       await expect(send('refund', purchase())).rejects.toEqual({
         status: 'rejected',
