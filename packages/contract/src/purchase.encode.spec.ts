@@ -1,4 +1,5 @@
 import { describe, expect, it } from '@jest/globals';
+import { decodePurchase } from './purchase.decode.js';
 import { encodePurchase } from './purchase.encode.js';
 
 const saleId = '7f1d2c7e-5b8a-4c1e-9a55-3c2b7d9e0f11';
@@ -28,5 +29,21 @@ describe('encodePurchase', () => {
     const encoded = encodePurchase(purchase);
     expect(encoded.ok).toBe(false);
     expect(!encoded.ok && encoded.problems.join(' ')).toContain(field);
+  });
+});
+
+describe('encodePurchase then decodePurchase', () => {
+  it('gives back the purchase it was given, as the worker reads it', () => {
+    const input = {
+      saleId: saleId.toUpperCase(),
+      userId: 'user-\u{1F600}',
+      timestamp: new Date('2026-11-22T10:00:00Z'),
+    };
+    const encoded = encodePurchase(input);
+    if (!encoded.ok) throw new Error(encoded.problems.join('; '));
+    expect(decodePurchase(encoded.body)).toEqual({
+      ok: true,
+      purchase: { saleId, userId: 'user-\u{1F600}', timestamp: input.timestamp },
+    });
   });
 });
