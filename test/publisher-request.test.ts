@@ -1,7 +1,7 @@
 /**
  * `PurchasePublisher.request` against the real broker, with a stand-in for the worker's reply step that
  * answers each request as a test tells it, in the worker's reply format (docs/contract.md): the client's
- * side of request-response, its correlation, timeouts and close.
+ * side of request-response, its correlation, timeouts and close; then once against the worker itself.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import amqp, { type Channel, type ChannelModel, type ConsumeMessage } from 'amqplib';
@@ -13,7 +13,9 @@ import {
   PurchaseRejectedError,
   PurchaseReplyTimeoutError,
 } from '@flashsale/publisher';
+import { randomUUID } from 'node:crypto';
 import { TEST_RABBITMQ_URL, uniqueName, waitFor } from './support/harness.js';
+import { TestWorld } from './support/test-worker.js';
 
 const saleId = '7f1d2c7e-5b8a-4c1e-9a55-3c2b7d9e0f11';
 const purchase = (userId: string) => ({ saleId, userId, timestamp: new Date('2026-11-22T10:00:00.000Z') });
@@ -202,5 +204,36 @@ describe('PurchasePublisher.request against the broker', () => {
     await waitFor('the request in the queue', () => received.length === 1);
     await publisher.close({ timeoutMs: 100 });
     expect(await request).toBeInstanceOf(PublisherClosedError);
+  });
+});
+
+describe('PurchasePublisher.request against the worker', () => {
+  let world: TestWorld;
+
+  beforeAll(async () => {
+    world = await TestWorld.create('publisher_request');
+    await world.startWorker({ BATCH_WAIT_MS: 5 });
+  });
+  afterAll(() => world.close());
+
+  it('resolves with the committed order, then with the same order as a duplicate', async () => {
+    const publisher = new PurchasePublisher({ url: TEST_RABBITMQ_URL, queue: world.queue }).start();
+    const sale = randomUUID();
+    const first = await publisher.request({ saleId: sale, userId: 'buyer', timestamp: new Date() });
+    const again = await publisher.request({ saleId: sale, userId: 'buyer', timestamp: new Date() });
+    await publisher.close();
+    const { rows } = await world.sql.query<{ id: string; created_at: Date }>(
+      'SELECT id, created_at FROM orders WHERE sale_id = $1',
+      [sale],
+    );
+    expect(rows).toHaveLength(1);
+    expect(first).toEqual({
+      status: 'confirmed',
+      orderId: rows[0]?.id,
+      committedAt: rows[0]?.created_at,
+      saleId: sale,
+      userId: 'buyer',
+    });
+    expect(again).toMatchObject({ status: 'duplicate', orderId: rows[0]?.id });
   });
 });
