@@ -144,7 +144,6 @@ export class WorkerModule {
               {
                 onPausedChange: (paused) => metrics.consumerState(paused),
                 onAckFrame: () => metrics.ackFrameSent(),
-                onAcksLost: (count) => metrics.settled('failed', count),
               },
               consumerOptions(frozen),
             );

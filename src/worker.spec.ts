@@ -62,7 +62,7 @@ function workerOnFakes(options: { hangingDatabase?: boolean; failing?: string[] 
   const consumer = new PurchaseConsumer(
     broker,
     { process: () => undefined },
-    { onPausedChange: () => undefined, onAckFrame: () => undefined, onAcksLost: () => undefined },
+    { onPausedChange: () => undefined, onAckFrame: () => undefined },
     { queue: 'purchase', prefetch: 10, retryBaseMs: 1, retryMaxMs: 1 },
   );
   const worker = new Worker({

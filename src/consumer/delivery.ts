@@ -1,7 +1,7 @@
 import type { Span } from '@opentelemetry/api';
 import type { Channel, ConsumeMessage } from 'amqplib';
 import { Waiters } from '../common/waiting.js';
-import type { AckCoalescer } from '../settlement/ack-coalescer.js';
+import type { AckCoalescer, AckReceipt } from '../settlement/ack-coalescer.js';
 
 /**
  * A consumer channel as the transport knows it: delivery tags are only valid on it while it is open, and once
@@ -89,9 +89,12 @@ export class Delivery {
     return this.live.open;
   }
 
-  /** Queues the ack (coalesced with the channel's others); false when the channel is gone. */
-  ack(): boolean {
-    return this.send(() => this.live.acks.ack(this.message));
+  /**
+   * Queues the ack (coalesced with the channel's others), `receipt` told under `index` once it is sent or
+   * lost; false when the channel is gone.
+   */
+  ack(receipt?: AckReceipt, index?: number): boolean {
+    return this.send(() => this.live.acks.ack(this.message, receipt, index));
   }
 
   /** Puts the message back on its queue; false when the channel is gone. */

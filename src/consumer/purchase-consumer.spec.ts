@@ -91,7 +91,6 @@ function consumerOnFakes() {
   const events: ConsumerEvents = {
     onPausedChange: () => undefined,
     onAckFrame: () => undefined,
-    onAcksLost: () => undefined,
   };
   const consumer = new PurchaseConsumer(broker, pipeline, events, {
     queue: 'purchase',

@@ -22,9 +22,11 @@ export interface ConsumerBroker {
 export interface ConsumerEvents {
   /** Told whenever consuming starts (false) or stops (true). */
   onPausedChange(paused: boolean): void;
-  /** Told of every ack frame sent, and of acks lost with their channel. */
+  /**
+   * Told of every ack frame sent. Acks lost with their channel are not told here: the settler reports their
+   * messages as not settled, and the outcome reporter counts them as failed, once.
+   */
   onAckFrame(): void;
-  onAcksLost(count: number): void;
 }
 
 export interface ConsumerOptions {
@@ -265,7 +267,6 @@ export class PurchaseConsumer {
         channel,
         (count, error) => {
           this.forget(live);
-          this.hooks.onAcksLost(count);
           this.logger.warn(
             `${count} acks not sent, the channel closed (${error.message}); the broker redelivers them`,
           );

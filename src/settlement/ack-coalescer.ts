@@ -1,6 +1,20 @@
 import type { Channel, Message } from 'amqplib';
 
 /**
+ * Told once for each ack queued with it whether the ack reached the channel (`sent`) or was lost with it (the
+ * channel closed first); `index` is the number the caller queued it under, e.g. its place in a batch.
+ */
+export interface AckReceipt {
+  acked(index: number, sent: boolean): void;
+}
+
+interface QueuedAck {
+  message: Message;
+  receipt: AckReceipt | undefined;
+  index: number;
+}
+
+/**
  * Coalesces the acks of one channel: acks requested in the same turn of the event loop are sent as one
  * `ack(multiple)` for the longest run of settled deliveries at the head of the channel's window, and one by
  * one for the rest. A batch of 500 committed purchases then costs one frame instead of 500, on the worker
@@ -13,14 +27,17 @@ export class AckCoalescer {
   private head = 0;
   /** Tags settled without going through `ack` here (nack, dead-letter ack sent already). */
   private readonly settledElsewhere = new Set<number>();
-  private readonly toAck = new Map<number, Message>();
+  private readonly toAck = new Map<number, QueuedAck>();
   private flushScheduled = false;
   /** Set while acks behind an unsettled delivery wait for it (at most `holdMs`). */
   private holdTimer: NodeJS.Timeout | undefined;
 
   constructor(
     private readonly channel: Pick<Channel, 'ack'>,
-    /** Called when the channel refused the acks (it closed under them); the broker redelivers those. */
+    /**
+     * Called when the channel refused the acks (it closed under them); the broker redelivers those. Their
+     * receipts have been told already: whoever counts outcomes counts them there.
+     */
     private readonly onAcksLost: (count: number, error: Error) => void,
     /** Told of every ack frame sent. */
     private readonly onFrameSent: () => void = () => undefined,
@@ -37,10 +54,10 @@ export class AckCoalescer {
 
   /**
    * Queues an ack; it is sent before the next turn of the event loop, or, when an earlier delivery is still
-   * in progress, with that delivery's run or after `holdMs`, whichever comes first.
+   * in progress, with that delivery's run or after `holdMs`, whichever comes first. `receipt` is told which.
    */
-  ack(message: Message): void {
-    this.toAck.set(message.fields.deliveryTag, message);
+  ack(message: Message, receipt?: AckReceipt, index = 0): void {
+    this.toAck.set(message.fields.deliveryTag, { message, receipt, index });
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       setImmediate(() => this.flushOrReportLoss(false));
@@ -54,32 +71,41 @@ export class AckCoalescer {
 
   /** Sends every queued ack now. Throws what amqplib throws when the channel has closed. */
   flush(): void {
-    this.send(true);
+    this.sendOrLose(true, true);
   }
 
-  private send(all: boolean): void {
+  /** Sends what may go now, adding each ack sent to `sent`; throws when the channel refuses. */
+  private send(all: boolean, sent: QueuedAck[]): void {
     this.flushScheduled = false;
     if (all) {
       clearTimeout(this.holdTimer);
       this.holdTimer = undefined;
     }
     if (this.toAck.size === 0) return;
-    let lastOfRun: Message | undefined;
+    const run: QueuedAck[] = [];
     while (this.head < this.window.length) {
       const tag = this.window[this.head] as number;
-      const message = this.toAck.get(tag);
-      if (message) {
+      const queued = this.toAck.get(tag);
+      if (queued) {
         this.toAck.delete(tag);
-        lastOfRun = message;
+        run.push(queued);
       } else if (!this.settledElsewhere.delete(tag)) {
         break;
       }
       this.head++;
     }
     this.compact();
+    const lastOfRun = run.at(-1);
     if (lastOfRun) {
-      this.channel.ack(lastOfRun, true);
+      try {
+        this.channel.ack(lastOfRun.message, true);
+      } catch (error) {
+        // Not sent: the run is lost with the acks still queued.
+        for (const queued of run) this.toAck.set(queued.message.fields.deliveryTag, queued);
+        throw error;
+      }
       this.onFrameSent();
+      sent.push(...run);
     }
     if (!all && this.toAck.size > 0) {
       // Behind a delivery still in progress: wait a moment for it, then go one by one.
@@ -90,22 +116,38 @@ export class AckCoalescer {
       return;
     }
     // Acks behind a delivery still in progress go one by one: a slow message must not hold back the rest.
-    for (const [tag, message] of this.toAck) {
-      this.channel.ack(message);
+    for (const [tag, queued] of this.toAck) {
+      this.channel.ack(queued.message);
       this.onFrameSent();
       this.settledElsewhere.add(tag);
+      this.toAck.delete(tag);
+      sent.push(queued);
     }
-    this.toAck.clear();
   }
 
   private flushOrReportLoss(all: boolean): void {
-    const pending = this.toAck.size;
+    this.sendOrLose(all, false);
+  }
+
+  /**
+   * Sends what may go now and tells the receipts; when the channel refuses, every ack still queued is lost,
+   * and told so.
+   */
+  private sendOrLose(all: boolean, rethrow: boolean): void {
+    const sent: QueuedAck[] = [];
+    let refused: { error: Error } | undefined;
     try {
-      this.send(all);
+      this.send(all, sent);
     } catch (error) {
-      this.toAck.clear();
-      this.onAcksLost(pending, error as Error);
+      refused = { error: error as Error };
     }
+    tell(sent, true);
+    if (!refused) return;
+    const lost = [...this.toAck.values()];
+    this.toAck.clear();
+    tell(lost, false);
+    this.onAcksLost(lost.length, refused.error);
+    if (rethrow) throw refused.error;
   }
 
   /** Unsettled deliveries on this channel. */
@@ -119,4 +161,8 @@ export class AckCoalescer {
       this.head = 0;
     }
   }
+}
+
+function tell(acks: readonly QueuedAck[], sent: boolean): void {
+  for (const { receipt, index } of acks) receipt?.acked(index, sent);
 }

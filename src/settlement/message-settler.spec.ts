@@ -118,6 +118,41 @@ describe('MessageSettler', () => {
     expect(sentFlags).toEqual([true, true, true]);
   });
 
+  describe('when the channel closes before the coalesced acks of a committed batch go out', () => {
+    it('reports the batch once, every message as not settled (counted as failed only), then finishes it', async () => {
+      jest.useFakeTimers();
+      const batch = [delivery(), delivery()].map((token) => ({ token, outcome: confirmed }));
+      settler().settleCommitted(batch);
+      // Queued, not sent: neither reported nor finished before the acks' turn.
+      expect({ reports, inFlight: inFlight.size }).toEqual({ reports: 0, inFlight: 2 });
+
+      channel.throwOnSend = true;
+      await jest.advanceTimersByTimeAsync(0);
+      expect(channel.acked).toEqual([]);
+      expect(reports).toBe(1);
+      expect(sentFlags).toEqual([false, false]);
+      expect(inFlight.size).toBe(0);
+    });
+
+    it('reports a message settled one by one as not settled either', async () => {
+      jest.useFakeTimers();
+      const settled = settler().settle(delivery(), confirmed);
+      channel.throwOnSend = true;
+      await jest.advanceTimersByTimeAsync(0);
+      await settled;
+      expect(sentFlags).toEqual([false]);
+    });
+  });
+
+  it('reports a committed batch as settled once its acks went out, and finishes it then', async () => {
+    jest.useFakeTimers();
+    settler().settleCommitted([{ token: delivery(), outcome: confirmed }]);
+    await jest.advanceTimersByTimeAsync(0);
+    expect(channel.acked).toEqual([1]);
+    expect(sentFlags).toEqual([true]);
+    expect(inFlight.size).toBe(0);
+  });
+
   it('sends nothing on a channel that has closed, and reports it as not settled', async () => {
     await settler().settle(delivery(1, false), confirmed);
     expect(channel.acked).toEqual([]);
@@ -202,7 +237,9 @@ describe('MessageSettler', () => {
       expect(channel.requeued).toEqual([1]);
 
       deadLetters.fail = undefined;
-      await subject.settle(delivery(), rejected);
+      const deadLettered = subject.settle(delivery(), rejected);
+      await jest.advanceTimersByTimeAsync(0); // the turn its ack goes out on
+      await deadLettered;
       expect(deliveredAgain).toBe(1);
     });
   });

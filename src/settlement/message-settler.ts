@@ -11,6 +11,7 @@ import {
   type Reported,
   type Settled,
 } from '../purchases/outcome.js';
+import type { AckReceipt } from './ack-coalescer.js';
 import { type DeadLetterPublisher, UnroutablePublishError } from './dead-letter.publisher.js';
 import { backoffDelayMs, sleep } from '../common/backoff.js';
 import { ShutdownInterruptedError } from '../common/shutdown-signal.js';
@@ -83,15 +84,14 @@ export class MessageSettler implements OutcomeSettler<Delivery> {
   ) {}
 
   /**
-   * Settles a batch of outcomes from the pipeline: the committed ones are acked and reported together at
-   * once (under the batch's `ack` span while tracing is on), the others one by one, each when the broker has
-   * answered or its back-off is over.
+   * Settles a batch of outcomes from the pipeline: the committed ones are acked at once (under the batch's
+   * `ack` span while tracing is on) and reported together when their acks are out, the others one by one,
+   * each when the broker has answered or its back-off is over.
    */
   settleBatch(settled: readonly Settled<Delivery>[], trace?: Context): void {
     const committed = settled.filter(({ outcome }) => isCommitted(outcome));
     if (committed.length > 0) {
       inChildSpanSync(trace, 'ack', () => this.settleCommitted(committed));
-      for (const { token, outcome } of committed) token.finish(outcome.kind);
     }
     if (committed.length === settled.length) return;
     for (const { token: delivery, outcome } of settled) {
@@ -118,17 +118,19 @@ export class MessageSettler implements OutcomeSettler<Delivery> {
     this.reporter.report([{ outcome: settled, facts: factsOf(delivery, sent) }]);
   }
 
-  /** Acks a batch of committed purchases (confirmed or duplicate) and reports them together. */
+  /**
+   * Acks a batch of committed purchases (confirmed or duplicate); once each ack has reached its channel or
+   * was lost with it, reports them together and finishes them. A lost ack is reported as not settled, so it
+   * is counted as failed only: the broker redelivers the message.
+   */
   settleCommitted(committed: readonly Settled<Delivery>[]): void {
-    const reported: Reported[] = new Array<Reported>(committed.length);
+    const acks = new CommittedAcks(committed, this.reporter);
     let replies: Settled<Delivery>[] | undefined;
     for (let index = 0; index < committed.length; index++) {
       const settled = committed[index] as Settled<Delivery>;
-      const sent = this.ack(settled.token);
-      reported[index] = { outcome: settled.outcome, facts: factsOf(settled.token, sent) };
-      if (sent && asksForReply(settled.token.message.properties)) (replies ??= []).push(settled);
+      if (!this.sent(settled.token, 'ack', settled.token.ack(acks, index))) acks.acked(index, false);
+      else if (asksForReply(settled.token.message.properties)) (replies ??= []).push(settled);
     }
-    this.reporter.report(reported);
     if (replies) this.reply(replies);
   }
 
@@ -137,7 +139,7 @@ export class MessageSettler implements OutcomeSettler<Delivery> {
     switch (outcome.kind) {
       case 'confirmed':
       case 'duplicate':
-        return { outcome, sent: this.ackAndReply(delivery, outcome) };
+        return { outcome, sent: await this.ackAndReply(delivery, outcome) };
       case 'rejected':
         try {
           await this.deadLetters.publish(delivery, outcome.rejection);
@@ -148,7 +150,7 @@ export class MessageSettler implements OutcomeSettler<Delivery> {
           return this.backOffAndRequeue(delivery, retry);
         }
         this.queues.queueBack();
-        return { outcome, sent: this.ackAndReply(delivery, outcome) };
+        return { outcome, sent: await this.ackAndReply(delivery, outcome) };
       case 'retry':
         return this.retry(delivery, outcome);
     }
@@ -188,7 +190,7 @@ export class MessageSettler implements OutcomeSettler<Delivery> {
     if (this.options.queueType === 'classic') {
       try {
         await this.deadLetters.republishForRetry(delivery);
-        return { outcome, sent: this.ack(delivery) };
+        return { outcome, sent: await this.ack(delivery) };
       } catch (error) {
         if (error instanceof UnroutablePublishError) this.queues.queueMissing(error.queue);
         this.logger.warn({
@@ -216,14 +218,20 @@ export class MessageSettler implements OutcomeSettler<Delivery> {
   }
 
   /** Acks one settled message, then replies to it when it asked; whether the ack reached the channel. */
-  private ackAndReply(delivery: Delivery, outcome: Outcome): boolean {
+  private ackAndReply(delivery: Delivery, outcome: Outcome): Promise<boolean> {
     const sent = this.ack(delivery);
-    if (sent && asksForReply(delivery.message.properties)) this.reply([{ token: delivery, outcome }]);
+    if (delivery.isLive && asksForReply(delivery.message.properties)) {
+      this.reply([{ token: delivery, outcome }]);
+    }
     return sent;
   }
 
-  private ack(delivery: Delivery): boolean {
-    return this.sent(delivery, 'ack', delivery.ack());
+  /** Queues the ack; resolves once it reached the channel (true) or was lost with it (false). */
+  private ack(delivery: Delivery): Promise<boolean> {
+    return new Promise((resolve) => {
+      const receipt: AckReceipt = { acked: (_index, sent) => resolve(sent) };
+      if (!this.sent(delivery, 'ack', delivery.ack(receipt))) resolve(false);
+    });
   }
 
   private requeue(delivery: Delivery): boolean {
@@ -237,6 +245,31 @@ export class MessageSettler implements OutcomeSettler<Delivery> {
       );
     }
     return sent;
+  }
+}
+
+/** The acks of a committed batch: reported together, then finished, once every one has gone or was lost. */
+class CommittedAcks implements AckReceipt {
+  private readonly reported: Reported[];
+  private waiting: number;
+
+  constructor(
+    private readonly committed: readonly Settled<Delivery>[],
+    private readonly reporter: OutcomeListener,
+  ) {
+    this.reported = new Array<Reported>(committed.length);
+    this.waiting = committed.length;
+  }
+
+  acked(index: number, sent: boolean): void {
+    const { token, outcome } = this.committed[index] as Settled<Delivery>;
+    this.reported[index] = { outcome, facts: factsOf(token, sent) };
+    if (--this.waiting > 0) return;
+    try {
+      this.reporter.report(this.reported);
+    } finally {
+      for (const settled of this.committed) settled.token.finish(settled.outcome.kind);
+    }
   }
 }
 
