@@ -53,7 +53,9 @@ export class TestWorld {
       DATABASE_URL: this.db.url,
       PURCHASE_QUEUE: this.queue,
       HTTP_PORT: '0',
-      LOG_LEVEL: 'error',
+      // Quiet tests: nestjs-pino keeps one root logger per process, so the first worker's level holds for the
+      // whole file. TEST_LOG_LEVEL=error (or debug) shows what the workers say while a test is looked into.
+      LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'fatal',
       SHUTDOWN_DEADLINE_MS: '10000',
       ...Object.fromEntries(Object.entries(overrides).map(([key, value]) => [key, String(value)])),
     });
