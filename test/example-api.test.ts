@@ -263,12 +263,15 @@ describe('the example flash-sale API', () => {
 describe('the example flash-sale API, when the broker is away', () => {
   let api: RunningApi;
 
+  beforeAll(async () => {
+    api = await apiFor({ RABBITMQ_URL: UNREACHABLE_BROKER, PUBLISH_TIMEOUT_MS: '300', RETRY_AFTER_S: '7' });
+  });
+
   afterAll(async () => {
     await api?.app.close();
   });
 
   it('answers 503 with Retry-After once the broker did not confirm in PUBLISH_TIMEOUT_MS', async () => {
-    api = await apiFor({ RABBITMQ_URL: UNREACHABLE_BROKER, PUBLISH_TIMEOUT_MS: '300', RETRY_AFTER_S: '7' });
     const answer = await post(api, purchasePath(), JSON.stringify({ userId: 'u' }));
     expect(answer).toMatchObject({
       status: 503,
@@ -277,10 +280,13 @@ describe('the example flash-sale API, when the broker is away', () => {
     });
   });
 
-  it('reports itself unhealthy on /health', async () => {
+  it('reports itself unhealthy on /health, saying why', async () => {
     const response = await fetch(`${api.url}/health`);
     expect(response.status).toBe(503);
-    expect(await response.json()).toMatchObject({ status: 'error' });
+    expect(await response.json()).toMatchObject({
+      status: 'error',
+      error: { rabbitmq: { status: 'down', reason: 'not connected to the broker' } },
+    });
   });
 });
 

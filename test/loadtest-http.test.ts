@@ -5,6 +5,7 @@ import { parseApiSettings } from '../examples/flash-sale-api/src/settings.js';
 import { type HttpLoadTestOptions, runHttpLoadTest } from '../scripts/loadtest/http-load-test.js';
 import { HTTP_POISON_KINDS } from '../scripts/loadtest/http-requests.js';
 import { formatHttpSummary } from '../scripts/loadtest/http-summary.js';
+import { uniqueName } from './support/harness.js';
 import { TestWorld } from './support/test-worker.js';
 
 /** `npm run loadtest -- --http` at CI size: the example API, an in-process worker, the real broker and database. */
@@ -42,12 +43,16 @@ describe('the HTTP load test', () => {
   let world: TestWorld;
   let api: RunningApi;
 
+  const apiOn = (queue: string) =>
+    startApi(parseApiSettings({ RABBITMQ_URL: world.rabbitUrl, PURCHASE_QUEUE: queue, HTTP_PORT: '0' }), {
+      logger: false,
+      host: '127.0.0.1',
+    });
+
   beforeAll(async () => {
     world = await TestWorld.create('loadtest_http');
-    api = await startApi(
-      parseApiSettings({ RABBITMQ_URL: world.rabbitUrl, PURCHASE_QUEUE: world.queue, HTTP_PORT: '0' }),
-      { logger: false, host: '127.0.0.1' },
-    );
+    await world.startWorker();
+    api = await apiOn(world.queue);
   });
 
   afterAll(async () => {
@@ -56,16 +61,29 @@ describe('the HTTP load test', () => {
   });
 
   it('fails, naming the purchases without an order, when nothing persists what the API accepted', async () => {
-    await world.declareTopology();
-    const report = await runHttpLoadTest(
-      optionsFor(world, api, { count: 200, poisonRate: 0, settleTimeoutMs: 500, quietMs: 500 }),
-    );
-    expect(report.purchases.accepted).toBe(200);
-    expect(report.orders).toBe(0);
-    expect(report.missing.count).toBe(report.purchases.acceptedPairs);
-    expect(report.pass).toBe(false);
-    expect(formatHttpSummary(report)).toMatch(/^FAIL {2}.*accepted purchases have no order/m);
-    await world.startWorker(); // it drains those 200 into orders of sales the next run does not read
+    // A queue and dead-letter queue of their own that no worker consumes.
+    const channel = await world.openChannel();
+    const queue = uniqueName('fsw.loadtest_http_unconsumed');
+    await channel.assertQueue(queue, { durable: true });
+    await channel.assertQueue(`${queue}.dlq`, { durable: true });
+    const unconsumed = await apiOn(queue);
+    try {
+      const report = await runHttpLoadTest({
+        ...optionsFor(world, unconsumed, { count: 200, poisonRate: 0, settleTimeoutMs: 500, quietMs: 500 }),
+        queue,
+        deadLetterQueue: `${queue}.dlq`,
+      });
+      expect(report.purchases.accepted).toBe(200);
+      expect(report.orders).toBe(0);
+      expect(report.missing.count).toBe(report.purchases.acceptedPairs);
+      expect(report.pass).toBe(false);
+      expect(formatHttpSummary(report)).toMatch(/^FAIL {2}.*accepted purchases have no order/m);
+    } finally {
+      await unconsumed.app.close();
+      await channel.deleteQueue(queue);
+      await channel.deleteQueue(`${queue}.dlq`);
+      await channel.close();
+    }
   });
 
   it('drives 2 000 requests through the API and finds exactly one order per accepted purchase', async () => {
