@@ -1,15 +1,15 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { basename, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 
-/** The example API's built entry point, from dist/scripts/loadtest/ (or scripts/loadtest/ under ts-jest). */
-const API_MAIN = resolve(
-  import.meta.dirname,
-  import.meta.dirname.includes('/dist/') ? '../../..' : '../..',
-  'examples/flash-sale-api/dist/main.js',
-);
+/** The repository: two folders up from scripts/loadtest/, three from its build in dist/scripts/loadtest/. */
+const SCRIPTS = resolve(import.meta.dirname, '..');
+const REPOSITORY =
+  basename(resolve(SCRIPTS, '..')) === 'dist' ? resolve(SCRIPTS, '../..') : resolve(SCRIPTS, '..');
+/** The example API's built entry point. */
+export const EXAMPLE_API_MAIN = resolve(REPOSITORY, 'examples/flash-sale-api/dist/main.js');
 
 export interface ExampleApiProcessOptions {
   /** The URL the API is to answer on: its port becomes HTTP_PORT. */
@@ -29,9 +29,10 @@ export class ExampleApiProcess {
 
   /** Starts the API and resolves once its /health answers 200; rejects after `timeoutMs` or if it exits. */
   static async start(options: ExampleApiProcessOptions, timeoutMs = 30_000): Promise<ExampleApiProcess> {
-    if (!existsSync(API_MAIN)) throw new Error(`no example API at ${API_MAIN}: build first (npm run build)`);
+    if (!existsSync(EXAMPLE_API_MAIN))
+      throw new Error(`no example API at ${EXAMPLE_API_MAIN}: build first (npm run build)`);
     const port = new URL(options.url).port || '80';
-    const child = spawn(process.execPath, [API_MAIN], {
+    const child = spawn(process.execPath, [EXAMPLE_API_MAIN], {
       env: { ...process.env, ...options.env, HTTP_PORT: port },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -47,12 +48,13 @@ export class ExampleApiProcess {
     return api;
   }
 
-  /** SIGTERM, then the exit code once it has drained (null if a signal ended it). */
+  /** SIGTERM, then the exit code once it has drained and exited (null if the signal ended it). */
   async stop(): Promise<number | null> {
     if (this.child.exitCode !== null || this.child.signalCode !== null) return this.child.exitCode;
-    const exited = once(this.child, 'exit');
+    // 'close', not 'exit': by then its last output has been read too.
+    const closed = once(this.child, 'close');
     this.child.kill('SIGTERM');
-    const [code] = (await exited) as [number | null];
+    const [code] = (await closed) as [number | null];
     return code;
   }
 
