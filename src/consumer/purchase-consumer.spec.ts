@@ -1,4 +1,4 @@
-import { describe, expect, it } from '@jest/globals';
+import { describe, expect, it, jest } from '@jest/globals';
 import type { Channel, ConsumeMessage } from 'amqplib';
 import { EventEmitter } from 'node:events';
 import type { Delivery } from './delivery.js';
@@ -109,8 +109,11 @@ async function until(what: string, condition: () => boolean, timeoutMs = 2000): 
   }
 }
 
-/** Lets every pending reply and callback run. */
-const settle = () => new Promise((resolve) => setTimeout(resolve, 20));
+/**
+ * Lets every reply already given run its continuations: the fake channel answers with resolved promises, so
+ * by the next turn of the event loop all that could follow from them has (no timer is involved).
+ */
+const nextTurn = () => new Promise((resolve) => setImmediate(resolve));
 
 const message = (deliveryTag: number) => ({ fields: { deliveryTag }, properties: {} }) as ConsumeMessage;
 
@@ -121,7 +124,7 @@ describe('PurchaseConsumer', () => {
     const channel = state.nextChannel;
     consumer.onConnected();
     await until('qos sent', () => channel.isWaiting('prefetch'));
-    await settle();
+    await nextTurn();
     expect(channel.calls).toEqual(['prefetch 10']);
 
     channel.release('prefetch');
@@ -156,7 +159,7 @@ describe('PurchaseConsumer', () => {
     consumer.resume('database circuit open');
     channel.release('consume');
     await until('consuming', () => consumer.state === 'consuming');
-    await settle();
+    await nextTurn();
 
     expect(channel.consumes()).toBe(1);
     expect(channel.calls).toEqual(['prefetch 10', 'consume purchase ctag-1']);
@@ -195,7 +198,7 @@ describe('PurchaseConsumer', () => {
     channel.release('consume');
     await closed;
     consumer.resume('anything');
-    await settle();
+    await nextTurn();
 
     expect(channel.calls).toEqual(['prefetch 10', 'consume purchase ctag-1', 'cancel ctag-1', 'close']);
     expect(consumer.state).toBe('closed');
@@ -250,17 +253,23 @@ describe('PurchaseConsumer', () => {
   });
 
   it('stops retrying while paused, and does not count that time as failing', async () => {
-    const { consumer, state } = consumerOnFakes();
-    state.prepareError = new Error('NOT_FOUND');
-    consumer.onConnected();
-    await until('a failed attempt', () => state.prepares >= 1);
+    jest.useFakeTimers();
+    try {
+      const { consumer, state } = consumerOnFakes();
+      state.prepareError = new Error('NOT_FOUND');
+      consumer.onConnected();
+      await jest.advanceTimersByTimeAsync(0);
+      expect(state.prepares).toBe(1);
 
-    await consumer.pause('database circuit open');
-    const attempts = state.prepares;
-    await settle();
-    expect(state.prepares).toBe(attempts);
-    expect(consumer.state).toBe('paused');
-    expect(consumer.failingForMs).toBe(0);
+      await consumer.pause('database circuit open');
+      // Far past the longest back-off (retryMaxMs 20): no attempt is waiting to be made.
+      await jest.advanceTimersByTimeAsync(1000);
+      expect(state.prepares).toBe(1);
+      expect(consumer.state).toBe('paused');
+      expect(consumer.failingForMs).toBe(0);
+    } finally {
+      jest.useRealTimers();
+    }
   });
 
   it('opens a new channel and consumes again when its channel closes under it', async () => {
