@@ -44,7 +44,7 @@ describe('the example API process', () => {
     expect(result.stderr).not.toContain('s3cret');
   });
 
-  it('takes purchases on HTTP_PORT, and on SIGTERM says it is closing and exits', async () => {
+  it('takes purchases on HTTP_PORT, logs the broker it reached without its password, and on SIGTERM says it is closing and exits', async () => {
     const output = new PassThrough();
     let logged = '';
     output.on('data', (chunk: Buffer) => (logged += chunk.toString()));
@@ -63,6 +63,11 @@ describe('the example API process', () => {
     await api.stop();
     expect(logged).toContain(`listening on port ${new URL(url).port}, publishing to "${queue}"`);
     expect(logged).toContain('closing on SIGTERM: answering the requests in flight');
+    const broker = new URL(TEST_RABBITMQ_URL);
+    expect(logged).toContain(
+      `connected to the broker at ${broker.protocol}//${broker.username}:***@${broker.host}`,
+    );
+    expect(logged).not.toContain(`${broker.username}:${broker.password}@`);
     await expect(fetch(`${url}/health`)).rejects.toThrow();
     const channel = await connection.createChannel();
     expect((await channel.checkQueue(queue)).messageCount).toBe(1);

@@ -1,6 +1,7 @@
 import { type BeforeApplicationShutdown, type DynamicModule, Logger, Module } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
 import { PurchasePublisherModule } from '@flashsale/publisher/nest';
+import { brokerConnectionLog } from './broker-connection.log.js';
 import { HealthController } from './health/health.controller.js';
 import { PurchasesController } from './purchases/purchases.controller.js';
 import { API_SETTINGS, type ApiSettings } from './settings.js';
@@ -20,6 +21,7 @@ export class ApiModule implements BeforeApplicationShutdown {
           queue: settings.PURCHASE_QUEUE,
           maxPendingPublishes: settings.MAX_PENDING_PUBLISHES,
           publishTimeoutMs: settings.PUBLISH_TIMEOUT_MS,
+          onConnectionEvent: brokerConnectionLog(new Logger('PurchasePublisher')),
         }),
       ],
       controllers: [PurchasesController, HealthController],
