@@ -82,30 +82,28 @@ export class AckCoalescer {
       this.holdTimer = undefined;
     }
     if (this.toAck.size === 0) return;
-    const run: QueuedAck[] = [];
+    const runStart = sent.length;
     while (this.head < this.window.length) {
       const tag = this.window[this.head] as number;
       const queued = this.toAck.get(tag);
       if (queued) {
         this.toAck.delete(tag);
-        run.push(queued);
+        sent.push(queued);
       } else if (!this.settledElsewhere.delete(tag)) {
         break;
       }
       this.head++;
     }
     this.compact();
-    const lastOfRun = run.at(-1);
-    if (lastOfRun) {
+    if (sent.length > runStart) {
       try {
-        this.channel.ack(lastOfRun.message, true);
+        this.channel.ack((sent[sent.length - 1] as QueuedAck).message, true);
       } catch (error) {
         // Not sent: the run is lost with the acks still queued.
-        for (const queued of run) this.toAck.set(queued.message.fields.deliveryTag, queued);
+        for (const queued of sent.splice(runStart)) this.toAck.set(queued.message.fields.deliveryTag, queued);
         throw error;
       }
       this.onFrameSent();
-      sent.push(...run);
     }
     if (!all && this.toAck.size > 0) {
       // Behind a delivery still in progress: wait a moment for it, then go one by one.
