@@ -1,3 +1,4 @@
+/** The audit trail against the real database: what PostgreSQL refuses, and how one refused row is isolated. */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import pg from 'pg';
 import { Registry } from 'prom-client';
@@ -9,7 +10,6 @@ import { PrismaService } from '../src/database/prisma.service.js';
 import { WorkerMetrics } from '../src/observability/worker-metrics.js';
 import { createTestDatabase, type TestDatabase } from './support/harness.js';
 
-/** The audit trail against the real database: what PostgreSQL refuses, and how one refused row is isolated. */
 describe('the audit trail on PostgreSQL', () => {
   let db: TestDatabase;
   let prisma: PrismaService;

@@ -1,10 +1,10 @@
-import type { Workload } from '../workload.js';
-
 /**
  * A flash-sale burst as HTTP requests to the example API (`POST /sales/:saleId/purchases` with `{ userId }`):
  * the workload's purchases as they are (a duplicate is the same user buying again), its poison as requests
  * the API must refuse before anything reaches the broker.
  */
+import type { Workload } from '../workload.js';
+
 export const HTTP_POISON_KINDS = [
   'bad-sale-id',
   'missing-user-id',

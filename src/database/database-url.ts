@@ -1,10 +1,3 @@
-import { isAbsolute } from 'node:path';
-import type { ConnectionOptions } from 'node:tls';
-import { safeText } from '../common/safe-text.js';
-import { SSL_PARAMETERS, tlsOptions } from './database-tls.js';
-import { startupOptions } from './startup-options.js';
-import { CONTROL, shownParameter } from './url-parameter.js';
-
 /**
  * `DATABASE_URL` read once, at settings time, in Prisma's own form: the flash-sale API and the worker often
  * share one URL, so every parameter Prisma defines either means here what it means to Prisma or stops the
@@ -13,6 +6,13 @@ import { CONTROL, shownParameter } from './url-parameter.js';
  * (`options`, `application_name`, `statement_timeout`, `ssl`, `user`…, over the worker's explicit ones), so
  * the pool gets the explicit options parsed here and nothing else. The table is in README's settings.
  */
+import { isAbsolute } from 'node:path';
+import type { ConnectionOptions } from 'node:tls';
+import { safeText } from '../common/safe-text.js';
+import { SSL_PARAMETERS, tlsOptions } from './database-tls.js';
+import { startupOptions } from './startup-options.js';
+import { CONTROL, shownParameter } from './url-parameter.js';
+
 export const DEFAULT_DATABASE_URL = 'postgresql://postgres@127.0.0.1:5432/flashsale';
 
 /** A value the URL gives to one of the worker's settings, with the parameter that said so. */

@@ -1,3 +1,4 @@
+/** docker-compose.yml, read as data (no Docker engine needed). */
 import { describe, expect, it } from '@jest/globals';
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -6,7 +7,6 @@ import { splitNodeUrls } from '../../src/common/broker-nodes.js';
 import { settingsSchema } from '../../src/config/settings.js';
 import { apiSettingsSchema } from '../../examples/flash-sale-api/src/settings.js';
 
-/** docker-compose.yml, read as data (no Docker engine needed). */
 const ROOT = resolve(import.meta.dirname, '../..');
 // main.ts forces an exit this long after SHUTDOWN_DEADLINE_MS; Docker must not SIGKILL before then.
 const SHUTDOWN_WATCHDOG_MARGIN_S = 2;

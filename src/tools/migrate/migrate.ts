@@ -1,3 +1,11 @@
+/**
+ * Applies `prisma/migrations/<stamp>_<name>/migration.sql` in order and records each in Prisma's own
+ * `_prisma_migrations` ledger, so `prisma migrate deploy` (where the schema engine exists) and this offline
+ * path agree on what has been applied. Creates the database first if it is missing (and only then connects to
+ * the server's maintenance database). Reads DATABASE_URL as the worker does (src/database/database-url.ts): with
+ * `?schema=`, as `prisma migrate deploy` does, the schema is created if missing and holds the ledger and the
+ * tables.
+ */
 import { createHash, randomUUID } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
@@ -12,14 +20,6 @@ import {
 } from '../../database/database-url.js';
 import { quoteIdentifier } from '../../database/startup-options.js';
 
-/**
- * Applies `prisma/migrations/<stamp>_<name>/migration.sql` in order and records each in Prisma's own
- * `_prisma_migrations` ledger, so `prisma migrate deploy` (where the schema engine exists) and this offline
- * path agree on what has been applied. Creates the database first if it is missing (and only then connects to
- * the server's maintenance database). Reads DATABASE_URL as the worker does (src/database/database-url.ts): with
- * `?schema=`, as `prisma migrate deploy` does, the schema is created if missing and holds the ledger and the
- * tables.
- */
 const MIGRATIONS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../../../prisma/migrations');
 const SOURCE_MIGRATIONS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../../prisma/migrations');
 // Any number: every migrator of every replica takes the same lock, so concurrent runs apply each file once.
