@@ -1,11 +1,11 @@
 /** @flashsale/publisher: publishes purchases to the flashsale-worker fleet (the NestJS module: `@flashsale/publisher/nest`). */
-export {
-  type PublisherConnectionEvent,
-  type PublisherState,
-  type PublishOptions,
-  PurchasePublisher,
-  type PurchasePublisherOptions,
-} from './purchase-publisher.js';
+export { PurchasePublisher } from './purchase-publisher.js';
+export type {
+  PublisherConnectionEvent,
+  PublisherState,
+  PublishOptions,
+  PurchasePublisherOptions,
+} from './publisher-options.js';
 export { DIRECT_REPLY_TO, type PurchaseOutcome } from './purchase-replies.js';
 export {
   InvalidPurchaseError,

@@ -15,53 +15,16 @@ import {
   PublisherClosedError,
   PublishNotConfirmedError,
 } from './publisher-errors.js';
+import {
+  positiveInteger,
+  type PublisherState,
+  type PublishOptions,
+  type PurchasePublisherOptions,
+  redactUrl,
+  settledWithin,
+  wholeMilliseconds,
+} from './publisher-options.js';
 import { DIRECT_REPLY_TO, PendingReplies, type PurchaseOutcome } from './purchase-replies.js';
-
-export interface PurchasePublisherOptions {
-  /** Broker URL, or several to round-robin between on reconnect. */
-  url: string | string[];
-  /** Queue the purchases go to, through the default exchange (routing key = queue name). Default `purchase`. */
-  queue?: string;
-  /** Most publishes awaiting a confirm, buffered while disconnected or in flight; past it publish rejects. Default 10 000. */
-  maxPendingPublishes?: number;
-  /** Longest wait for the broker's confirm of one publish, in milliseconds; 0 waits indefinitely. Default 30 000. */
-  publishTimeoutMs?: number;
-  /** Longest wait of `request` for the worker's reply, in milliseconds. Default 30 000. */
-  replyTimeoutMs?: number;
-  /** Declare the queue (durable, no arguments) on every connect. Default off: the worker owns the topology. */
-  assertQueue?: boolean;
-  /** Wait between two connection attempts, in milliseconds. Default 1000. */
-  reconnectDelayMs?: number;
-  /** Told about connection changes and setup failures; the publisher keeps going whatever it returns. */
-  onConnectionEvent?: (event: PublisherConnectionEvent) => void;
-}
-
-export type PublisherConnectionEvent =
-  | { type: 'connected'; url: string }
-  | { type: 'disconnected' | 'connect-failed' | 'setup-failed'; error: Error }
-  | { type: 'blocked'; reason: string }
-  | { type: 'unblocked' };
-
-export interface PublishOptions {
-  /** AMQP `message-id`; a fresh UUID when absent. */
-  messageId?: string;
-  /** Extra AMQP headers. */
-  headers?: Record<string, unknown>;
-  /** Overrides `publishTimeoutMs` for this message (for `request`: `replyTimeoutMs`, the whole wait). */
-  timeoutMs?: number;
-}
-
-/** What a health check needs to know: whether publishes can go out now, and if not, why. */
-export interface PublisherState {
-  /** Connected to a broker, with the channel set up. */
-  connected: boolean;
-  /** The broker's reason while it blocks publishing (a memory or disk alarm). */
-  blockedReason: string | undefined;
-  pendingPublishes: number;
-  maxPendingPublishes: number;
-  /** `close()` was called. */
-  closed: boolean;
-}
 
 const DEFAULT_MAX_PENDING_PUBLISHES = 10_000;
 const DEFAULT_PUBLISH_TIMEOUT_MS = 30_000;
@@ -71,18 +34,6 @@ const DEFAULT_CLOSE_TIMEOUT_MS = 30_000;
 const MAX_SEND_ATTEMPTS = 10;
 // amqplib reports a broker nack only through this error text; any other send error means the channel went away.
 const AMQPLIB_NACK_MESSAGE = 'message nacked';
-
-function positiveInteger(name: string, value: number): number {
-  if (!Number.isInteger(value) || value < 1)
-    throw new RangeError(`${name} must be a positive integer, got ${value}`);
-  return value;
-}
-
-function wholeMilliseconds(name: string, value: number): number {
-  if (!Number.isInteger(value) || value < 0)
-    throw new RangeError(`${name} must be a whole number of milliseconds, got ${value}`);
-  return value;
-}
 
 /**
  * Publishes purchases the way the worker expects them: persistent JSON on the default exchange with routing
@@ -211,11 +162,9 @@ export class PurchasePublisher {
     // Waiting before publishing: the reply may come before the confirm does. A publish that fails ends the
     // wait with its own error.
     const reply = this.replies.expect(correlationId, messageId, timeoutMs);
-    const published = this.publishBody(
-      encoded.body,
-      { ...options, messageId, timeoutMs },
-      correlationId,
-    ).catch((error: unknown) => this.replies.fail(correlationId, error as Error));
+    const published = this.send(encoded.body, { ...options, messageId, timeoutMs }, correlationId).catch(
+      (error: unknown) => this.replies.fail(correlationId, error as Error),
+    );
     const [, outcome] = await Promise.all([published, reply]);
     return outcome;
   }
@@ -224,7 +173,12 @@ export class PurchasePublisher {
    * Publishes a body as it is, without checking it against the message contract (load tests use it to send
    * poison on purpose). Same confirms, bound and timeout as `publish`.
    */
-  publishBody(body: Buffer, options: PublishOptions = {}, correlationId?: string): Promise<void> {
+  publishBody(body: Buffer, options: PublishOptions = {}): Promise<void> {
+    return this.send(body, options, undefined);
+  }
+
+  /** One publish, with the reply address of a request when `correlationId` is given. */
+  private send(body: Buffer, options: PublishOptions, correlationId: string | undefined): Promise<void> {
     if (this.closing) return Promise.reject(new PublisherClosedError(this.queue));
     if (this.pending >= this.maxPendingPublishes) {
       return Promise.reject(
@@ -344,24 +298,4 @@ export class PurchasePublisher {
     if (this.pending === 0) return Promise.resolve();
     return new Promise((resolve) => this.idleWaiters.push(resolve));
   }
-}
-
-/** True when `work` resolves within `ms`, false past it; rejects as `work` does before then. `work` goes on. */
-async function settledWithin(work: Promise<unknown>, ms: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const expired = new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
-  try {
-    return await Promise.race([work.then(() => true), expired]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** A broker URL with its password replaced by `***`, for the `connected` event. */
-function redactUrl(url: unknown): string {
-  if (typeof url !== 'string') return '(connection options)';
-  if (!URL.canParse(url)) return '(a URL that does not parse)';
-  const parsed = new URL(url);
-  if (parsed.password) parsed.password = '***';
-  return parsed.href;
 }

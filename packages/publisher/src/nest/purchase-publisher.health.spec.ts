@@ -1,6 +1,7 @@
 import { describe, expect, it } from '@jest/globals';
 import { HealthIndicatorService } from '@nestjs/terminus';
-import type { PublisherState, PurchasePublisher } from '../purchase-publisher.js';
+import type { PublisherState } from '../publisher-options.js';
+import type { PurchasePublisher } from '../purchase-publisher.js';
 import { PurchasePublisherHealthIndicator } from './purchase-publisher.health.js';
 
 const healthy: PublisherState = {

@@ -10,7 +10,8 @@ import {
   type OptionalFactoryDependency,
 } from '@nestjs/common';
 import { HealthIndicatorService } from '@nestjs/terminus';
-import { PurchasePublisher, type PurchasePublisherOptions } from '../purchase-publisher.js';
+import type { PurchasePublisherOptions } from '../publisher-options.js';
+import { PurchasePublisher } from '../purchase-publisher.js';
 import { PurchasePublisherHealthIndicator } from './purchase-publisher.health.js';
 
 /** Injection token of the options the module's publisher was made with. */
