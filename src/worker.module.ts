@@ -207,8 +207,6 @@ export class WorkerTransport extends Server implements CustomTransportStrategy {
 export interface RunningWorker {
   app: INestApplication;
   port: number;
-  lifecycle: Worker;
-  audit: AuditTrail;
   /** Graceful shutdown; resolves with the exit code (0: drained in time). */
   stop(signal?: string): Promise<number>;
 }
@@ -228,8 +226,6 @@ export async function startWorker(settings: Settings): Promise<RunningWorker> {
   return {
     app,
     port,
-    lifecycle: worker,
-    audit: app.get(AuditTrail),
     stop: (signal) => {
       stopping ??= (async () => {
         // The worker closes first, naming the signal; Nest's own shutdown then gets the same closing promise.

@@ -140,7 +140,6 @@ function workerOnFakes(options: FakeOptions = {}) {
     settings: parseSettings({ DB_POOL_SIZE: '3', DB_CONNECT_TIMEOUT_MS: '100' }),
     metrics: {
       circuitState: (open) => circuit.push(open),
-      unregister: () => calls.push('metrics.unregister'),
     },
     broker,
     consumer,
@@ -183,7 +182,6 @@ const SHUTDOWN_STEPS = [
   'consumer.close',
   'broker.close',
   'prisma.$disconnect',
-  'metrics.unregister',
 ];
 
 describe('Worker', () => {
@@ -234,7 +232,7 @@ describe('Worker', () => {
   });
 
   describe('close', () => {
-    it('runs every shutdown step in order, from stop consuming to unregister the metrics', async () => {
+    it('runs every shutdown step in order, from stop consuming to closing the database pool', async () => {
       const { worker, calls, shutdown } = workerOnFakes({ inFlight: 2 });
       await worker.start();
       calls.length = 0;

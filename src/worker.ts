@@ -1,5 +1,4 @@
 import { type BeforeApplicationShutdown, Inject, Injectable, Logger } from '@nestjs/common';
-import { register } from 'prom-client';
 import { AuditTrail } from './audit/audit-trail.js';
 import { OutcomeReporter } from './audit/outcome.reporter.js';
 import { BrokerConnection, type MissingQueue } from './broker/broker-connection.js';
@@ -45,8 +44,8 @@ export class WorkerParts implements WorkerDependencies {
 
 /** What the Worker uses of each part: WorkerParts in production, small fakes in its unit tests. */
 export interface WorkerDependencies {
-  settings: Pick<Settings, 'SHUTDOWN_DEADLINE_MS' | 'DB_POOL_SIZE' | 'DB_CONNECT_TIMEOUT_MS' | 'WORKER_ID'>;
-  metrics: Pick<WorkerMetrics, 'circuitState' | 'unregister'>;
+  settings: Pick<Settings, 'SHUTDOWN_DEADLINE_MS' | 'DB_POOL_SIZE' | 'DB_CONNECT_TIMEOUT_MS'>;
+  metrics: Pick<WorkerMetrics, 'circuitState'>;
   broker: Pick<BrokerConnection, 'start' | 'close' | 'node' | 'missingQueueSince' | 'publishRefused'>;
   consumer: Pick<
     PurchaseConsumer,
@@ -98,10 +97,6 @@ export class Worker implements BeforeApplicationShutdown {
   /** 0 after a shutdown that drained everything in time, 1 otherwise. */
   get exitCode(): number {
     return this.metDeadline ? 0 : 1;
-  }
-
-  get workerId(): string {
-    return this.parts.settings.WORKER_ID;
   }
 
   get state(): ConsumerState {
@@ -207,18 +202,8 @@ export class Worker implements BeforeApplicationShutdown {
   }
 
   private async shutDown(signal: string | undefined): Promise<void> {
-    const {
-      settings,
-      shutdown,
-      audit,
-      reporter,
-      replies,
-      depthMonitor,
-      durability,
-      broker,
-      prisma,
-      metrics,
-    } = this.parts;
+    const { settings, shutdown, audit, reporter, replies, depthMonitor, durability, broker, prisma } =
+      this.parts;
     const deadline = Date.now() + settings.SHUTDOWN_DEADLINE_MS;
     this.logger.log(`closing (${signal ?? 'close requested'}): ${this.consumer.inFlight} messages in flight`);
     const steps: [string, () => unknown][] = [
@@ -239,7 +224,6 @@ export class Worker implements BeforeApplicationShutdown {
       ['close the consumer channel', () => this.consumer.close()],
       ['close the broker connection', () => broker.close()],
       ['close the database pool', () => prisma.$disconnect()],
-      ['unregister the metrics', () => (metrics.unregister(), register.clear())],
     ];
     for (const [what, step] of steps) {
       try {

@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { GetMessage } from 'amqplib';
 import { randomUUID } from 'node:crypto';
 import type { RejectionCode } from '@flashsale/contract';
-import type { RunningWorker } from '../src/worker.module.js';
+import type { TestWorker } from './support/test-worker.js';
 import { waitFor } from './support/harness.js';
 import { TestWorld } from './support/test-worker.js';
 
@@ -144,7 +144,7 @@ function stringsOf(value: unknown): string[] {
 
 describe('a worker given bad input', () => {
   let world: TestWorld;
-  let worker: RunningWorker;
+  let worker: TestWorker;
 
   beforeAll(async () => {
     world = await TestWorld.create('bad_input');
@@ -181,7 +181,7 @@ describe('a worker given bad input', () => {
   async function settled(): Promise<void> {
     await waitFor(
       'the worker to settle everything',
-      async () => worker.lifecycle.inFlight === 0 && (await world.queueDepth()) === 0,
+      async () => worker.worker.inFlight === 0 && (await world.queueDepth()) === 0,
     );
   }
 
@@ -297,7 +297,7 @@ describe('a worker given bad input', () => {
 
   describe('after the whole corpus', () => {
     it('is still consuming, and stores and audits the next valid purchases', async () => {
-      expect(worker.lifecycle.state).toBe('consuming');
+      expect(worker.worker.state).toBe('consuming');
       const saleId = randomUUID();
       const users = ['after-1', 'after-2', 'after-3', 'after-4', 'after-5'];
       await world.publishRaw(users.map((userId) => body({ saleId, userId })));

@@ -93,7 +93,7 @@ describe('batched persistence', () => {
   it('writes a half-filled batch on shutdown instead of waiting for it to fill', async () => {
     const worker = await world.startWorker({ BATCH_SIZE: 1000, BATCH_WAIT_MS: 10_000 });
     await world.publish(Array.from({ length: 12 }, () => purchase({ saleId: randomUUID() })));
-    await waitFor('12 messages received', () => worker.lifecycle.inFlight === 12);
+    await waitFor('12 messages received', () => worker.worker.inFlight === 12);
     expect(await world.orders()).toBe(0);
 
     expect(await worker.stop('SIGTERM')).toBe(0);

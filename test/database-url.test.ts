@@ -61,7 +61,7 @@ describe('a worker whose DATABASE_URL has connection_limit and application_name'
     const worker = await world.startWorker({
       DATABASE_URL: withQuery(world.db.url, 'connection_limit=7&application_name=flashsale-shared'),
     });
-    const named = `flashsale-shared:${worker.lifecycle.workerId}`;
+    const named = `flashsale-shared:${worker.settings.WORKER_ID}`;
     const backends = () =>
       world.count(
         'SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1',

@@ -111,8 +111,8 @@ describe('when things fail', () => {
     const channel = await world.openChannel();
     await channel.deleteQueue(world.queue);
     await channel.close();
-    await waitFor('the worker to notice the cancel', () => worker.lifecycle.state !== 'consuming');
-    await waitFor('the worker to consume again', () => worker.lifecycle.state === 'consuming', {
+    await waitFor('the worker to notice the cancel', () => worker.worker.state !== 'consuming');
+    await waitFor('the worker to consume again', () => worker.worker.state === 'consuming', {
       timeoutMs: 10_000,
     });
 
@@ -126,14 +126,14 @@ describe('when things fail', () => {
     const bodies = Array.from({ length: 600 }, () => purchase({ saleId }));
     await world.publish(bodies.slice(0, 300));
     await waitFor('some orders', async () => (await world.orders()) > 0);
-    await closeBrokerConnection(worker.lifecycle.workerId);
+    await closeBrokerConnection(worker.settings.WORKER_ID);
     await world.publish(bodies.slice(300));
 
     await waitFor('600 orders', async () => (await world.orders()) === 600, { timeoutMs: 30_000 });
     await waitFor('the queue to be empty', async () => (await world.queueDepth()) === 0, {
       timeoutMs: 15_000,
     });
-    expect(worker.lifecycle.state).toBe('consuming');
+    expect(worker.worker.state).toBe('consuming');
     expect(await world.drainDeadLetters()).toHaveLength(0);
   });
 
@@ -146,7 +146,7 @@ describe('when things fail', () => {
       SHUTDOWN_DEADLINE_MS: 5000,
     };
     const worker = await startWorkerWithOrdersTableAway(retryPastDeadline, 25);
-    await waitFor('25 messages held', () => worker.lifecycle.inFlight === 25);
+    await waitFor('25 messages held', () => worker.worker.inFlight === 25);
 
     const stoppedAt = Date.now();
     expect(await worker.stop('SIGTERM')).toBe(0);
@@ -169,7 +169,7 @@ describe('when things fail', () => {
       await locker.query('LOCK TABLE orders IN ACCESS EXCLUSIVE MODE');
       const worker = await world.startWorker({ DB_STATEMENT_TIMEOUT_MS: 3000, SHUTDOWN_DEADLINE_MS: 800 });
       await world.publish(Array.from({ length: 25 }, () => purchase({ saleId: randomUUID() })));
-      await waitFor('25 messages held', () => worker.lifecycle.inFlight === 25);
+      await waitFor('25 messages held', () => worker.worker.inFlight === 25);
 
       expect(await worker.stop('SIGTERM')).toBe(1);
       await waitFor('25 messages back in the queue', async () => (await world.queueDepth()) === 25);

@@ -5,7 +5,7 @@ import type { RmqOptions } from '@nestjs/microservices';
 import { spawn } from 'node:child_process';
 import { lastValueFrom, timeout } from 'rxjs';
 import { purchaseTopology } from '../src/broker/topology.js';
-import type { RunningWorker } from '../src/worker.module.js';
+import type { TestWorker } from './support/test-worker.js';
 import { uniqueName, waitFor } from './support/harness.js';
 import { purchase, TestWorld } from './support/test-worker.js';
 
@@ -23,7 +23,7 @@ function nestClient(options: RmqOptions['options']): ClientProxy {
 
 describe("NestJS's own RMQ client (ClientProxy) publishing to the worker", () => {
   let world: TestWorld;
-  let worker: RunningWorker;
+  let worker: TestWorker;
   let client: ClientProxy;
   const saleId = '5c0e6b0e-3a41-4c55-9b0a-6f1d2e3c4b5a';
 
@@ -219,7 +219,7 @@ describe("NestJS's own RMQ client (ClientProxy) publishing to the worker", () =>
   it('leaves nothing unsettled', async () => {
     await waitFor(
       'the queue to be empty and nothing in flight',
-      async () => (await world.queueDepth()) === 0 && worker.lifecycle.inFlight === 0,
+      async () => (await world.queueDepth()) === 0 && worker.worker.inFlight === 0,
     );
   });
 });

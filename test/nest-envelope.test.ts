@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import type { GetMessage } from 'amqplib';
 import { randomUUID } from 'node:crypto';
-import type { RunningWorker } from '../src/worker.module.js';
+import type { TestWorker } from './support/test-worker.js';
 import { waitFor } from './support/harness.js';
 import { purchase, type PurchaseBody, TestWorld } from './support/test-worker.js';
 
@@ -39,7 +39,7 @@ async function deadLetterOf(world: TestWorld, messageId: string): Promise<GetMes
 
 describe('a worker reading the envelope of a NestJS client', () => {
   let world: TestWorld;
-  let worker: RunningWorker;
+  let worker: TestWorker;
 
   beforeAll(async () => {
     world = await TestWorld.create('nest_envelope');
@@ -50,7 +50,7 @@ describe('a worker reading the envelope of a NestJS client', () => {
   const settled = () =>
     waitFor(
       'the worker to settle everything',
-      async () => worker.lifecycle.inFlight === 0 && (await world.queueDepth()) === 0,
+      async () => worker.worker.inFlight === 0 && (await world.queueDepth()) === 0,
     );
 
   it('stores emitted envelopes and plain bodies from the same queue as one order each', async () => {

@@ -9,9 +9,9 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { promisify } from 'node:util';
 import pg from 'pg';
 import { METRIC } from '../src/observability/metric-names.js';
-import { type RunningWorker, startWorker } from '../src/worker.module.js';
+import type { TestWorker } from './support/test-worker.js';
 import { uniqueName, waitFor } from './support/harness.js';
-import { purchase, scrapedMetric, TestWorld } from './support/test-worker.js';
+import { purchase, scrapedMetric, startTestWorker, TestWorld } from './support/test-worker.js';
 
 const run = promisify(execFile);
 const rabbitmqctl = (...args: string[]) => run('rabbitmqctl', ['-q', ...args]);
@@ -21,7 +21,7 @@ interface Indicator {
   reason?: string;
 }
 
-async function probe(worker: RunningWorker, path: '/health' | '/ready') {
+async function probe(worker: TestWorker, path: '/health' | '/ready') {
   const response = await fetch(`http://127.0.0.1:${worker.port}${path}`);
   const body = (await response.json()) as { error?: Record<string, Indicator> };
   return { status: response.status, errors: body.error ?? {} };
@@ -57,7 +57,7 @@ describe('operator faults', () => {
   });
 
   describe('with read and write permission but not configure', () => {
-    let worker: RunningWorker;
+    let worker: TestWorker;
 
     beforeAll(async () => {
       worker = await world.startWorker({
@@ -97,7 +97,7 @@ describe('operator faults', () => {
       expect(ready.status).toBe(503);
       expect(ready.errors.rabbitmq?.reason).toContain(`queue ${world.deadLetterQueue} is missing`);
       expect(await scrapedMetric(worker, METRIC.queueMissing, `queue="${world.deadLetterQueue}"`)).toBe(1);
-      expect(worker.lifecycle.inFlight + (await world.queueDepth())).toBe(1);
+      expect(worker.worker.inFlight + (await world.queueDepth())).toBe(1);
 
       await world.declareTopology(); // the operator restores the DLQ
       const [deadLetter] = await world.deadLetters(1);
@@ -110,7 +110,7 @@ describe('operator faults', () => {
 
   describe('without permission to read the purchase queue', () => {
     it('reports the broker’s refusal on /ready, keeps retrying, and turns unhealthy after NOT_CONSUMING_UNHEALTHY_MS', async () => {
-      const worker = await startWorker(
+      const worker = await startTestWorker(
         world.settings({
           RABBITMQ_URL: urlOf(blindUser),
           RETRY_BASE_MS: 50,
@@ -142,7 +142,7 @@ describe('operator faults', () => {
     /** Runs `test` against a worker of the user without write permission, with these back-offs. */
     const withMutedWorker = async (
       backOff: { RETRY_BASE_MS: number; RETRY_MAX_MS: number },
-      test: (worker: RunningWorker) => Promise<void>,
+      test: (worker: TestWorker) => Promise<void>,
     ) => {
       const worker = await world.startWorker({
         RABBITMQ_URL: urlOf(mutedUser),
@@ -179,7 +179,7 @@ describe('operator faults', () => {
           async () => (await scrapedMetric(worker, METRIC.messages, 'outcome="retried"')) >= 2,
         );
         expect(await world.drainDeadLetters()).toHaveLength(0);
-        expect(worker.lifecycle.inFlight + (await world.queueDepth())).toBe(1);
+        expect(worker.worker.inFlight + (await world.queueDepth())).toBe(1);
         const ready = await probe(worker, '/ready');
         expect(ready.status).toBe(503);
         expect(ready.errors.rabbitmq?.reason).toContain('dead letters cannot be published');
@@ -226,12 +226,12 @@ describe('operator faults', () => {
         'statement timeouts',
         async () => (await scrapedMetric(worker, METRIC.dbWriteFailures, 'code="57014"')) >= 2,
       );
-      expect(worker.lifecycle.inFlight).toBe(5);
+      expect(worker.worker.inFlight).toBe(5);
       expect(await world.drainDeadLetters()).toHaveLength(0);
 
       await locker.query('COMMIT');
       await waitFor('5 orders', async () => (await world.orders()) === ordersBefore + 5);
-      await waitFor('nothing in flight', () => worker.lifecycle.inFlight === 0);
+      await waitFor('nothing in flight', () => worker.worker.inFlight === 0);
       expect(await world.drainDeadLetters()).toHaveLength(0);
       await worker.stop('test end');
     });
@@ -242,9 +242,9 @@ describe('operator faults', () => {
       await world.publish(Array.from({ length: 200 }, () => purchase({ saleId })));
       await lockOrders();
       const worker = await world.startWorker({ PREFETCH: 10, BATCH_SIZE: 5, MAX_BATCHES_IN_FLIGHT: 1 });
-      await waitFor('a full prefetch window', () => worker.lifecycle.inFlight === 10);
+      await waitFor('a full prefetch window', () => worker.worker.inFlight === 10);
       await new Promise((resolve) => setTimeout(resolve, 300)); // what more could arrive, would by now
-      expect(worker.lifecycle.inFlight).toBe(10);
+      expect(worker.worker.inFlight).toBe(10);
       expect(await scrapedMetric(worker, METRIC.inFlight)).toBe(10);
       expect(await world.queueDepth()).toBe(190);
 
@@ -259,11 +259,11 @@ describe('operator faults', () => {
       const worker = await world.startWorker();
       const flips: Promise<void>[] = [];
       for (let index = 0; index < 20; index++) {
-        flips.push(worker.lifecycle.pause('test'));
-        worker.lifecycle.resume('test');
+        flips.push(worker.worker.pause('test'));
+        worker.worker.resume('test');
       }
       await Promise.all(flips);
-      await waitFor('consuming', () => worker.lifecycle.state === 'consuming');
+      await waitFor('consuming', () => worker.worker.state === 'consuming');
       // A quorum queue counts consumers through its log: a cancel shows a moment later.
       const channel = await world.openChannel();
       try {

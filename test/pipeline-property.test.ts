@@ -16,7 +16,7 @@ import fc from 'fast-check';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { orderKey } from './support/order-key.js';
 import { decodePurchase, type DecodeResult } from '@flashsale/contract';
-import type { RunningWorker } from '../src/worker.module.js';
+import type { TestWorker } from './support/test-worker.js';
 import { waitFor } from './support/harness.js';
 import { TestWorld } from './support/test-worker.js';
 
@@ -346,7 +346,7 @@ function describeVerdict(verdict: DecodeResult): string {
 
 describe('the purchase pipeline fed random bytes, random JSON and hostile purchases', () => {
   let world: TestWorld;
-  let worker: RunningWorker;
+  let worker: TestWorker;
   /** Dead letters taken off the DLQ, by message id, over all runs (a run takes only its own). */
   const deadLetters = new Map<string, GetMessage[]>();
 
@@ -405,7 +405,7 @@ describe('the purchase pipeline fed random bytes, random JSON and hostile purcha
       await waitFor(
         'every message of the batch to be settled and audited',
         async () =>
-          worker.lifecycle.inFlight === 0 &&
+          worker.worker.inFlight === 0 &&
           worker.audit.bufferedEvents === 0 &&
           (await world.queueDepth()) === 0 &&
           new Set((await auditRowsOf(messageIds)).map((row) => row.details.messageId)).size ===
@@ -563,7 +563,7 @@ describe('the purchase pipeline fed random bytes, random JSON and hostile purcha
     }
     const depth = await world.queueDepth();
     if (depth !== 0) problems.push(`${depth} messages left on the purchase queue`);
-    if (worker.lifecycle.state !== 'consuming') problems.push(`the worker is ${worker.lifecycle.state}`);
+    if (worker.worker.state !== 'consuming') problems.push(`the worker is ${worker.worker.state}`);
     if (!inTime) problems.unshift(`not settled within ${SETTLE_TIMEOUT_MS} ms`);
     for (const id of messageIds) deadLetters.delete(id);
     return problems;
@@ -627,7 +627,7 @@ describe('the purchase pipeline fed random bytes, random JSON and hostile purcha
   );
 
   it('keeps consuming after every batch and stores and audits the next valid purchase', async () => {
-    expect(worker.lifecycle.state).toBe('consuming');
+    expect(worker.worker.state).toBe('consuming');
     const saleId = randomUUID();
     const messageId = `pp-after-${randomBytes(4).toString('hex')}`;
     await world.publishRaw([validBody(saleId, 'after-everything')], { messageId });
@@ -636,6 +636,6 @@ describe('the purchase pipeline fed random bytes, random JSON and hostile purcha
     const [audit] = (await auditRowsOf([messageId])) as [AuditRow];
     expect(audit.event).toBe('ORDER_CONFIRMED');
     expect(audit.user_id).toBe('after-everything');
-    expect(worker.lifecycle.state).toBe('consuming');
+    expect(worker.worker.state).toBe('consuming');
   });
 });

@@ -1,13 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { METRIC } from '../src/observability/metric-names.js';
-import type { RunningWorker } from '../src/worker.module.js';
+import type { TestWorker } from './support/test-worker.js';
 import { waitFor } from './support/harness.js';
 import { purchase, scrapedMetric, TestWorld } from './support/test-worker.js';
 
 describe('a worker persisting purchases', () => {
   let world: TestWorld;
 
-  let worker: RunningWorker;
+  let worker: TestWorker;
 
   beforeAll(async () => {
     world = await TestWorld.create('pipeline');
@@ -18,7 +18,7 @@ describe('a worker persisting purchases', () => {
   it('has its whole pool connected before the first purchase arrives', async () => {
     const backends = await world.count(
       'SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1',
-      [`flashsale-worker:${worker.lifecycle.workerId}`],
+      [`flashsale-worker:${worker.settings.WORKER_ID}`],
     );
     expect(backends).toBe(3);
   });
@@ -68,7 +68,7 @@ describe('the audit trail after a graceful shutdown', () => {
         '120 orders and an empty queue',
         async () => (await world.orders()) === 120 && (await world.queueDepth()) === 0,
       );
-      await waitFor('all settled', () => worker.lifecycle.inFlight === 0);
+      await waitFor('all settled', () => worker.worker.inFlight === 0);
       expect(await world.count('SELECT count(*) FROM audit_logs')).toBe(0);
 
       expect(await worker.stop('SIGTERM')).toBe(0);

@@ -3,7 +3,7 @@ import type { Channel, ChannelModel, ConsumeMessage, Options } from 'amqplib';
 import amqp from 'amqplib';
 import { randomUUID } from 'node:crypto';
 import { METRIC } from '../src/observability/metric-names.js';
-import type { RunningWorker } from '../src/worker.module.js';
+import type { TestWorker } from './support/test-worker.js';
 import { waitFor } from './support/harness.js';
 import { purchase, type PurchaseBody, scrapedMetric, TestWorld } from './support/test-worker.js';
 
@@ -90,7 +90,7 @@ class RpcClient {
 
 describe('a worker replying to messages that ask for it (replyTo, correlationId)', () => {
   let world: TestWorld;
-  let worker: RunningWorker;
+  let worker: TestWorker;
   let client: RpcClient;
   const replies = (result: string) => scrapedMetric(worker, METRIC.replies, `result="${result}"`);
 
@@ -199,7 +199,7 @@ describe('a worker replying to messages that ask for it (replyTo, correlationId)
       );
       await waitFor(
         'the queue to be empty and nothing in flight',
-        async () => (await world.queueDepth()) === 0 && worker.lifecycle.inFlight === 0,
+        async () => (await world.queueDepth()) === 0 && worker.worker.inFlight === 0,
       );
       // The worker goes on replying.
       expect((await client.reply(client.request(purchase()))).body).toMatchObject({ status: 'confirmed' });

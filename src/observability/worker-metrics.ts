@@ -39,10 +39,7 @@ export class WorkerMetrics {
   private readonly outcomeCounters: Record<CountedOutcome, { inc(count: number): void }>;
   private readonly replies: Counter<'result'>;
 
-  constructor(
-    private readonly registry: Registry,
-    build: BuildInfo = BUILD_INFO,
-  ) {
+  constructor(registry: Registry, build: BuildInfo = BUILD_INFO) {
     const registers = [registry];
     // Always 1: the labels are the point (which version runs where; `count by (version)` during a rollout).
     new Gauge({
@@ -266,10 +263,5 @@ export class WorkerMetrics {
     this.synchronousStandbys.set(standbys ?? -1);
     this.synchronousCommit.reset();
     this.synchronousCommit.set({ setting: synchronousCommit }, 1);
-  }
-
-  /** Removes this worker's metrics from the registry (a second app in the same process re-registers). */
-  unregister(): void {
-    for (const name of Object.values(METRIC)) this.registry.removeSingleMetric(name);
   }
 }

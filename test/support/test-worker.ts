@@ -3,6 +3,9 @@ import pg from 'pg';
 import { purchaseTopology } from '../../src/broker/topology.js';
 import { TopologyDeclarer } from '../../src/broker/topology.declarer.js';
 import { parseSettings, type Settings } from '../../src/config/settings.js';
+import { register } from 'prom-client';
+import { AuditTrail } from '../../src/audit/audit-trail.js';
+import { Worker } from '../../src/worker.js';
 import { startWorker, type RunningWorker } from '../../src/worker.module.js';
 import { createTestDatabase, TEST_RABBITMQ_URL, type TestDatabase, uniqueName, waitFor } from './harness.js';
 
@@ -11,6 +14,35 @@ export interface PurchaseBody {
   saleId: string;
   userId: string;
   timestamp: string;
+}
+
+/** A worker started in-process, with what tests look at inside it: its lifecycle, settings, audit buffer. */
+export interface TestWorker extends RunningWorker {
+  worker: Worker;
+  settings: Settings;
+  audit: AuditTrail;
+}
+
+/**
+ * Starts a worker in this process. Its stop also empties prom-client's global registry, where the worker
+ * and Nest's Prometheus module register their metrics, so that the next worker of the same test process can
+ * register them again (a production process runs one worker and never needs this).
+ */
+export async function startTestWorker(settings: Settings): Promise<TestWorker> {
+  const running = await startWorker(settings);
+  return {
+    ...running,
+    worker: running.app.get(Worker),
+    settings,
+    audit: running.app.get(AuditTrail),
+    stop: async (signal) => {
+      try {
+        return await running.stop(signal);
+      } finally {
+        register.clear();
+      }
+    },
+  };
 }
 
 /**
@@ -61,11 +93,11 @@ export class TestWorld {
     });
   }
 
-  async startWorker(overrides: Record<string, string | number> = {}): Promise<RunningWorker> {
-    const worker = await startWorker(this.settings(overrides));
-    this.workers.push(worker);
-    await waitFor('the worker to consume', () => worker.lifecycle.state === 'consuming');
-    return worker;
+  async startWorker(overrides: Record<string, string | number> = {}): Promise<TestWorker> {
+    const started = await startTestWorker(this.settings(overrides));
+    this.workers.push(started);
+    await waitFor('the worker to consume', () => started.worker.state === 'consuming');
+    return started;
   }
 
   /** Declares the queues as a worker with these settings would, so messages can wait before any worker runs. */
