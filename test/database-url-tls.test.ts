@@ -21,23 +21,10 @@ describe('TLS parameters of DATABASE_URL against a server with a self-signed cer
     server = await PrivatePostgres.start();
     certificate = join(server.directory, 'server.crt');
     const key = join(server.directory, 'server.key');
-    await promisify(execFile)('openssl', [
-      'req',
-      '-x509',
-      '-newkey',
-      'rsa:2048',
-      '-nodes',
-      '-days',
-      '1',
-      '-subj',
-      '/CN=db.internal',
-      '-addext',
-      'subjectAltName=DNS:db.internal',
-      '-keyout',
-      key,
-      '-out',
-      certificate,
-    ]);
+    await promisify(execFile)(
+      'openssl',
+      selfSigned('/CN=db.internal', key, certificate, '-addext', 'subjectAltName=DNS:db.internal'),
+    );
     await issueClientCertificate(server.directory);
     await handOver(server.directory, 'postgres');
     await chmod(key, 0o600);
@@ -127,10 +114,14 @@ describe('TLS parameters of DATABASE_URL against a server with a self-signed cer
 const CERT_USER = 'flashsale_cert';
 const KEY_PASSWORD = 'k3y-pw';
 
-/** A CA in `directory`, and a client certificate it signed for CERT_USER: PEM, encrypted PEM key, PKCS#12. */
-async function issueClientCertificate(directory: string): Promise<void> {
-  const openssl = (...args: string[]) => promisify(execFile)('openssl', args, { cwd: directory });
-  await openssl(
+/** openssl's arguments for a self-signed certificate of `subject`, valid for a day, with its unencrypted key. */
+function selfSigned(
+  subject: string,
+  keyFile: string,
+  certificateFile: string,
+  ...extensions: string[]
+): string[] {
+  return [
     'req',
     '-x509',
     '-newkey',
@@ -139,12 +130,19 @@ async function issueClientCertificate(directory: string): Promise<void> {
     '-days',
     '1',
     '-subj',
-    '/CN=test CA',
+    subject,
+    ...extensions,
     '-keyout',
-    'ca.key',
+    keyFile,
     '-out',
-    'ca.crt',
-  );
+    certificateFile,
+  ];
+}
+
+/** A CA in `directory`, and a client certificate it signed for CERT_USER: PEM, encrypted PEM key, PKCS#12. */
+async function issueClientCertificate(directory: string): Promise<void> {
+  const openssl = (...args: string[]) => promisify(execFile)('openssl', args, { cwd: directory });
+  await openssl(...selfSigned('/CN=test CA', 'ca.key', 'ca.crt'));
   await openssl(
     'req',
     '-newkey',
