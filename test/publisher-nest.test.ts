@@ -1,8 +1,7 @@
 /** `PurchasePublisherModule` in a Nest application against the real broker: wiring, lifecycle, health. */
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { describe, expect, it } from '@jest/globals';
 import { Injectable, Module } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
-import amqp, { type Channel, type ChannelModel } from 'amqplib';
 import {
   PURCHASE_PUBLISHER_OPTIONS,
   PurchasePublisher,
@@ -10,7 +9,8 @@ import {
   PurchasePublisherModule,
 } from '@flashsale/publisher/nest';
 import { PublisherClosedError } from '@flashsale/publisher';
-import { TEST_RABBITMQ_URL, uniqueName, waitFor } from './support/harness.js';
+import { TEST_RABBITMQ_URL, waitFor } from './support/harness.js';
+import { testQueues } from './support/test-queues.js';
 
 const saleId = '7f1d2c7e-5b8a-4c1e-9a55-3c2b7d9e0f11';
 const purchase = (userId: string) => ({ saleId, userId, timestamp: new Date() });
@@ -27,28 +27,10 @@ const BROKER_URL = Symbol('BROKER_URL');
 class BrokerConfigModule {}
 
 describe('PurchasePublisherModule', () => {
-  let connection: ChannelModel;
-  let channel: Channel;
-  const queues: string[] = [];
-
-  async function queue(): Promise<string> {
-    const name = uniqueName('fsw.nest-publisher');
-    queues.push(name);
-    await channel.assertQueue(name, { durable: true });
-    return name;
-  }
-
-  beforeAll(async () => {
-    connection = await amqp.connect(TEST_RABBITMQ_URL);
-    channel = await connection.createChannel();
-  });
-  afterAll(async () => {
-    for (const name of queues) await channel.deleteQueue(name);
-    await connection.close();
-  });
+  const queues = testQueues('fsw.nest-publisher');
 
   it('injects the publisher by its class, starts it on init and publishes with confirms', async () => {
-    const name = await queue();
+    const name = await queues.declare();
     const app = await Test.createTestingModule({
       imports: [PurchasePublisherModule.forRoot({ url: TEST_RABBITMQ_URL, queue: name })],
       providers: [Sales],
@@ -59,12 +41,12 @@ describe('PurchasePublisherModule', () => {
     await app.init();
     await publisher.waitUntilConnected();
     await publisher.publish(purchase('nest-1'));
-    expect((await channel.checkQueue(name)).messageCount).toBe(1);
+    expect(await queues.depth(name)).toBe(1);
     await app.close();
   });
 
   it('drains the confirms of publishes in flight when the application shuts down, then closes', async () => {
-    const name = await queue();
+    const name = await queues.declare();
     const app = await Test.createTestingModule({
       imports: [PurchasePublisherModule.forRoot({ url: TEST_RABBITMQ_URL, queue: name })],
     }).compile();
@@ -77,13 +59,13 @@ describe('PurchasePublisherModule', () => {
     await app.close();
     expect(confirmed).toBe(500);
     await Promise.all(publishes);
-    expect((await channel.checkQueue(name)).messageCount).toBe(500);
+    expect(await queues.depth(name)).toBe(500);
     expect(publisher.state.closed).toBe(true);
     await expect(publisher.publish(purchase('late'))).rejects.toBeInstanceOf(PublisherClosedError);
   });
 
   it('builds its options in forRootAsync from what the imported modules provide', async () => {
-    const name = await queue();
+    const name = await queues.declare();
     const app = await Test.createTestingModule({
       imports: [
         PurchasePublisherModule.forRootAsync({
@@ -104,7 +86,7 @@ describe('PurchasePublisherModule', () => {
     expect(publisher.queue).toBe(name);
     expect(publisher.state.maxPendingPublishes).toBe(7);
     await publisher.publish(purchase('async-1'));
-    expect((await channel.checkQueue(name)).messageCount).toBe(1);
+    expect(await queues.depth(name)).toBe(1);
     await app.close();
   });
 
@@ -121,7 +103,7 @@ describe('PurchasePublisherModule', () => {
 
   it('reports up once connected and down with the reason when the broker is away or it is closed', async () => {
     const reachable = await Test.createTestingModule({
-      imports: [PurchasePublisherModule.forRoot({ url: TEST_RABBITMQ_URL, queue: await queue() })],
+      imports: [PurchasePublisherModule.forRoot({ url: TEST_RABBITMQ_URL, queue: await queues.declare() })],
     }).compile();
     await reachable.init();
     const health = reachable.get(PurchasePublisherHealthIndicator);

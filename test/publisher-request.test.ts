@@ -4,7 +4,7 @@
  * side of request-response, its correlation, timeouts and close; then once against the worker itself.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import amqp, { type Channel, type ChannelModel, type ConsumeMessage } from 'amqplib';
+import { type ConsumeMessage } from 'amqplib';
 import {
   InvalidReplyError,
   PublisherClosedError,
@@ -15,6 +15,7 @@ import {
 } from '@flashsale/publisher';
 import { randomUUID } from 'node:crypto';
 import { TEST_RABBITMQ_URL, uniqueName, waitFor } from './support/harness.js';
+import { testQueues } from './support/test-queues.js';
 import { TestWorld } from './support/test-worker.js';
 
 const saleId = '7f1d2c7e-5b8a-4c1e-9a55-3c2b7d9e0f11';
@@ -33,39 +34,26 @@ const confirmed = (message: ConsumeMessage, status = 'confirmed') => {
 type Answer = (message: ConsumeMessage) => (string | Buffer)[];
 
 describe('PurchasePublisher.request against the broker', () => {
-  let connection: ChannelModel;
-  let channel: Channel;
-  const queues: string[] = [];
+  const queues = testQueues('fsw.request');
 
   /** A queue whose messages are answered by `answer` (each string one reply), and a publisher to it. */
   async function answeredBy(answer: Answer, replyTimeoutMs = 5000) {
-    const queue = uniqueName('fsw.request');
-    queues.push(queue);
-    await channel.assertQueue(queue, { durable: true });
+    const queue = await queues.declare();
     const received: ConsumeMessage[] = [];
-    await channel.consume(queue, (message) => {
+    await queues.channel.consume(queue, (message) => {
       if (!message) return;
       received.push(message);
       for (const reply of answer(message)) {
-        channel.sendToQueue(String(message.properties.replyTo), Buffer.from(reply), {
+        queues.channel.sendToQueue(String(message.properties.replyTo), Buffer.from(reply), {
           correlationId: String(message.properties.correlationId),
           contentType: 'application/json',
         });
       }
-      channel.ack(message);
+      queues.channel.ack(message);
     });
     const publisher = new PurchasePublisher({ url: TEST_RABBITMQ_URL, queue, replyTimeoutMs }).start();
     return { publisher, received, queue };
   }
-
-  beforeAll(async () => {
-    connection = await amqp.connect(TEST_RABBITMQ_URL);
-    channel = await connection.createChannel();
-  });
-  afterAll(async () => {
-    for (const queue of queues) await channel.deleteQueue(queue);
-    await connection.close();
-  });
 
   it('resolves with the committed order, the purchase sent persistent with a reply address', async () => {
     const { publisher, received } = await answeredBy((message) => [confirmed(message)]);
@@ -118,7 +106,7 @@ describe('PurchasePublisher.request against the broker', () => {
     const requests = Array.from({ length: 30 }, (_, index) => publisher.request(purchase(`user-${index}`)));
     await waitFor('30 requests in the queue', () => held.length === 30);
     for (const message of [...held].reverse()) {
-      channel.sendToQueue(String(message.properties.replyTo), Buffer.from(confirmed(message)), {
+      queues.channel.sendToQueue(String(message.properties.replyTo), Buffer.from(confirmed(message)), {
         correlationId: String(message.properties.correlationId),
       });
     }
@@ -191,7 +179,7 @@ describe('PurchasePublisher.request against the broker', () => {
     await waitFor('the request in the queue', () => held.length === 1);
     const closed = publisher.close({ timeoutMs: 5000 });
     const [message] = held as [ConsumeMessage];
-    channel.sendToQueue(String(message.properties.replyTo), Buffer.from(confirmed(message)), {
+    queues.channel.sendToQueue(String(message.properties.replyTo), Buffer.from(confirmed(message)), {
       correlationId: String(message.properties.correlationId),
     });
     await closed;

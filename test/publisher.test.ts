@@ -1,5 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import amqp, { type Channel, type ChannelModel } from 'amqplib';
+import { describe, expect, it } from '@jest/globals';
 import { createServer, type Server, type Socket, connect as tcpConnect } from 'node:net';
 import {
   PublisherBackpressureError,
@@ -7,6 +6,7 @@ import {
   PurchasePublisher,
 } from '@flashsale/publisher';
 import { TEST_RABBITMQ_URL, uniqueName, waitFor } from './support/harness.js';
+import { testQueues } from './support/test-queues.js';
 
 const saleId = '7f1d2c7e-5b8a-4c1e-9a55-3c2b7d9e0f11';
 const purchase = (index: number) => ({ saleId, userId: `user-${index}`, timestamp: new Date() });
@@ -52,45 +52,26 @@ class BrokerProxy {
 }
 
 describe('PurchasePublisher against the broker', () => {
-  let connection: ChannelModel;
-  let channel: Channel;
-  const queues: string[] = [];
-
-  async function plainQueue(args: Record<string, unknown> = {}): Promise<string> {
-    const queue = uniqueName('fsw.publisher');
-    queues.push(queue);
-    await channel.assertQueue(queue, { durable: true, arguments: args });
-    return queue;
-  }
-  const depth = async (queue: string) => (await channel.checkQueue(queue)).messageCount;
+  const queues = testQueues('fsw.publisher');
   const publisherFor = (queue: string, url = TEST_RABBITMQ_URL) =>
     new PurchasePublisher({ url, queue, reconnectDelayMs: 100 }).start();
 
-  beforeAll(async () => {
-    connection = await amqp.connect(TEST_RABBITMQ_URL);
-    channel = await connection.createChannel();
-  });
-  afterAll(async () => {
-    for (const queue of queues) await channel.deleteQueue(queue);
-    await connection.close();
-  });
-
   it('resolves every publish once confirmed, and every message is in the queue', async () => {
-    const queue = await plainQueue();
+    const queue = await queues.declare();
     const publisher = publisherFor(queue);
     await Promise.all(Array.from({ length: 500 }, (_, index) => publisher.publish(purchase(index))));
     expect(publisher.pendingPublishes).toBe(0);
     await publisher.close();
-    expect(await depth(queue)).toBe(500);
+    expect(await queues.depth(queue)).toBe(500);
   });
 
   it('sends persistent JSON with a message id, the body being the purchase', async () => {
-    const queue = await plainQueue();
+    const queue = await queues.declare();
     const publisher = publisherFor(queue);
     const timestamp = new Date('2026-11-22T10:00:00.000Z');
     await publisher.publish({ saleId, userId: 'user-42', timestamp }, { messageId: 'purchase-1' });
     await publisher.close();
-    const message = await channel.get(queue, { noAck: true });
+    const message = await queues.channel.get(queue, { noAck: true });
     expect(message && message.properties.deliveryMode).toBe(2);
     expect(message && message.properties.contentType).toBe('application/json');
     expect(message && message.properties.messageId).toBe('purchase-1');
@@ -102,7 +83,7 @@ describe('PurchasePublisher against the broker', () => {
   });
 
   it('waits on close for the confirms of publishes still in flight', async () => {
-    const queue = await plainQueue();
+    const queue = await queues.declare();
     const publisher = publisherFor(queue);
     let confirmed = 0;
     const publishes = Array.from({ length: 2000 }, (_, index) =>
@@ -111,11 +92,11 @@ describe('PurchasePublisher against the broker', () => {
     await publisher.close();
     expect(confirmed).toBe(2000);
     await Promise.all(publishes);
-    expect(await depth(queue)).toBe(2000);
+    expect(await queues.depth(queue)).toBe(2000);
   });
 
   it('rejects with the reason "nacked" when the broker refuses the message', async () => {
-    const queue = await plainQueue({ 'x-max-length': 1, 'x-overflow': 'reject-publish' });
+    const queue = await queues.declare({ 'x-max-length': 1, 'x-overflow': 'reject-publish' });
     const publisher = publisherFor(queue);
     await publisher.publish(purchase(1));
     const refused = await publisher.publish(purchase(2)).catch((error: unknown) => error);
@@ -133,12 +114,11 @@ describe('PurchasePublisher against the broker', () => {
   });
 
   it('declares a durable queue only when assertQueue is on', async () => {
-    const queue = uniqueName('fsw.publisher.asserted');
-    queues.push(queue);
+    const queue = queues.name();
     const publisher = new PurchasePublisher({ url: TEST_RABBITMQ_URL, queue, assertQueue: true }).start();
     await publisher.publish(purchase(1));
     await publisher.close();
-    expect(await depth(queue)).toBe(1);
+    expect(await queues.depth(queue)).toBe(1);
   });
 
   describe('while the broker is unreachable', () => {
@@ -177,7 +157,7 @@ describe('PurchasePublisher against the broker', () => {
     });
 
     it('sends what it buffered once the broker is reachable again', async () => {
-      const queue = await plainQueue();
+      const queue = await queues.declare();
       const proxy = await BrokerProxy.onFreePort();
       const publisher = publisherFor(queue, proxy.url);
       const publishes = Array.from({ length: 50 }, (_, index) => publisher.publish(purchase(index)));
@@ -186,11 +166,11 @@ describe('PurchasePublisher against the broker', () => {
       await Promise.all(publishes);
       await publisher.close();
       await proxy.shut();
-      expect(await depth(queue)).toBe(50);
+      expect(await queues.depth(queue)).toBe(50);
     });
 
     it('re-sends publishes whose confirm was lost with the connection', async () => {
-      const queue = await plainQueue();
+      const queue = await queues.declare();
       const proxy = await BrokerProxy.onFreePort();
       await proxy.open();
       const publisher = publisherFor(queue, proxy.url);
@@ -202,7 +182,7 @@ describe('PurchasePublisher against the broker', () => {
       await publisher.close();
       await proxy.shut();
       // At least once: a message whose confirm was lost may be in the queue twice, never missing.
-      expect(await depth(queue)).toBeGreaterThanOrEqual(3000);
+      expect(await queues.depth(queue)).toBeGreaterThanOrEqual(3000);
     });
   });
 });
