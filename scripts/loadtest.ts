@@ -4,13 +4,13 @@ import { pathToFileURL } from 'node:url';
 import { Command, InvalidArgumentError } from 'commander';
 import pg from 'pg';
 import { PurchasePublisher } from '@flashsale/publisher';
-import { countOrders, type LatencyPercentiles, readOrderStats } from './bench/order-stats.js';
+import { type LatencyPercentiles, readOrderStats } from './bench/order-stats.js';
 import { startProgress } from './bench/progress.js';
 import { publishWorkload, type PublishResult } from './bench/publish-workload.js';
 import { QueueProbe } from './bench/queue-probe.js';
 import { type HttpLoadTestOptions, runHttpLoadTest } from './loadtest/http-load-test.js';
 import { formatHttpSummary } from './loadtest/http-summary.js';
-import { deadLetterDepth, LoadTestSetupError, waitUntilSettled } from './loadtest/settling.js';
+import { checkFleetReady, deadLetterDepth, waitUntilSettled } from './loadtest/settling.js';
 import { generateWorkload, type WorkloadExpectation } from './workload.js';
 
 export { LoadTestSetupError } from './loadtest/settling.js';
@@ -82,17 +82,7 @@ export async function runLoadTest(options: LoadTestOptions): Promise<LoadTestRep
   const sql = new pg.Pool({ connectionString: options.databaseUrl, max: 2 });
   const publisher = new PurchasePublisher({ url: options.rabbitUrl, queue: options.queue }).start();
   try {
-    if ((await probe.depth(options.queue)) === undefined) {
-      throw new LoadTestSetupError(
-        `queue "${options.queue}" does not exist: start the worker first (npm run fleet)`,
-      );
-    }
-    const deadLettersBefore = await deadLetterDepth(probe, options);
-    await countOrders(sql, saleIds).catch((error: Error) => {
-      throw new LoadTestSetupError(`cannot read orders at ${redact(options.databaseUrl)}: ${error.message}`, {
-        cause: error,
-      });
-    });
+    const deadLettersBefore = await checkFleetReady(options, probe, sql, saleIds);
     await publisher.waitUntilConnected();
     out.write(
       `load test: ${options.count} messages to "${options.queue}", ${options.sales} sales, ` +
@@ -178,13 +168,6 @@ export function formatSummary(report: LoadTestReport): string {
     '',
   );
   return lines.join('\n');
-}
-
-function redact(url: string): string {
-  if (!URL.canParse(url)) return '(unparseable url)';
-  const parsed = new URL(url);
-  if (parsed.password) parsed.password = '***';
-  return parsed.toString();
 }
 
 export const wholeNumber = (name: string) => (value: string) => {

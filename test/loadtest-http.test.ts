@@ -5,6 +5,7 @@ import { parseApiSettings } from '../examples/flash-sale-api/src/settings.js';
 import { type HttpLoadTestOptions, runHttpLoadTest } from '../scripts/loadtest/http-load-test.js';
 import { HTTP_POISON_KINDS } from '../scripts/loadtest/http-requests.js';
 import { formatHttpSummary } from '../scripts/loadtest/http-summary.js';
+import { LoadTestSetupError } from '../scripts/loadtest/settling.js';
 import { uniqueName } from './support/harness.js';
 import { TestWorld } from './support/test-worker.js';
 
@@ -84,6 +85,30 @@ describe('the HTTP load test', () => {
       await channel.deleteQueue(`${queue}.dlq`);
       await channel.close();
     }
+  });
+
+  it('refuses to start when the queue does not exist', async () => {
+    const queue = uniqueName('fsw.loadtest_http_missing');
+    const refused = await runHttpLoadTest({ ...optionsFor(world, api), queue }).catch(
+      (error: unknown) => error,
+    );
+    expect(refused).toBeInstanceOf(LoadTestSetupError);
+    expect((refused as Error).message).toBe(
+      `queue "${queue}" does not exist: start the worker first (npm run fleet)`,
+    );
+  });
+
+  it('refuses to start when the orders cannot be read, naming the database without its password', async () => {
+    const databaseUrl = 'postgresql://postgres:s3cret@127.0.0.1:1/flashsale';
+    const refused = await runHttpLoadTest({ ...optionsFor(world, api), databaseUrl }).catch(
+      (error: unknown) => error,
+    );
+    expect(refused).toBeInstanceOf(LoadTestSetupError);
+    expect((refused as Error).message).toMatch(
+      /^cannot read orders at postgresql:\/\/postgres:\*\*\*@127\.0\.0\.1:1\/flashsale: /,
+    );
+    expect((refused as Error).message).not.toContain('s3cret');
+    expect((refused as Error).cause).toMatchObject({ code: 'ECONNREFUSED' });
   });
 
   it('drives 2 000 requests through the API and finds exactly one order per accepted purchase', async () => {

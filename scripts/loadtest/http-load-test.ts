@@ -1,13 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
-import { redactCredentials } from '../../src/common/log-redaction.js';
-import { countOrders, type LatencyPercentiles, readOrderStats } from '../bench/order-stats.js';
+import { type LatencyPercentiles, readOrderStats } from '../bench/order-stats.js';
 import { startProgress } from '../bench/progress.js';
 import { QueueProbe } from '../bench/queue-probe.js';
 import { generateWorkload, type WorkloadOptions } from '../workload.js';
 import { driveHttp, type HttpDriveResult, type HttpLatency, SENT_UNANSWERED } from './http-driver.js';
 import { type HttpRequest, httpRequests } from './http-requests.js';
-import { deadLetterDepth, LoadTestSetupError, type SettlingOptions, waitUntilSettled } from './settling.js';
+import {
+  checkFleetReady,
+  deadLetterDepth,
+  LoadTestSetupError,
+  type SettlingOptions,
+  waitUntilSettled,
+} from './settling.js';
 
 /**
  * The flash-sale load test through the example API: sends the burst as HTTP requests, then checks every
@@ -168,16 +173,7 @@ export async function runHttpLoadTest(options: HttpLoadTestOptions): Promise<Htt
   const probe = await QueueProbe.connect(options.rabbitUrl);
   const sql = new pg.Pool({ connectionString: options.databaseUrl, max: 2 });
   try {
-    if ((await probe.depth(options.queue)) === undefined) {
-      throw new LoadTestSetupError(
-        `queue "${options.queue}" does not exist: start the worker first (npm run fleet)`,
-      );
-    }
-    const deadLettersBefore = await deadLetterDepth(probe, options);
-    await countOrders(sql, saleIds).catch((error: Error) => {
-      const where = redactCredentials(options.databaseUrl);
-      throw new LoadTestSetupError(`cannot read orders at ${where}: ${error.message}`, { cause: error });
-    });
+    const deadLettersBefore = await checkFleetReady(options, probe, sql, saleIds);
     await checkApiHealthy(options.url);
     out.write(
       `load test: ${requests.length} requests to ${options.url} over ${options.connections} connections` +

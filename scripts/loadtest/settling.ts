@@ -30,6 +30,37 @@ export async function deadLetterDepth(probe: QueueProbe, options: SettlingOption
   return depth;
 }
 
+/**
+ * Before the burst: the fleet's queue and dead-letter queue must exist and its orders be readable. Returns the
+ * dead letters already there, which the run's count starts from.
+ */
+export async function checkFleetReady(
+  options: SettlingOptions & { databaseUrl: string },
+  probe: QueueProbe,
+  sql: pg.Pool,
+  saleIds: readonly string[],
+): Promise<number> {
+  if ((await probe.depth(options.queue)) === undefined) {
+    throw new LoadTestSetupError(
+      `queue "${options.queue}" does not exist: start the worker first (npm run fleet)`,
+    );
+  }
+  const deadLettersBefore = await deadLetterDepth(probe, options);
+  await countOrders(sql, saleIds).catch((error: Error) => {
+    const where = withoutPassword(options.databaseUrl);
+    throw new LoadTestSetupError(`cannot read orders at ${where}: ${error.message}`, { cause: error });
+  });
+  return deadLettersBefore;
+}
+
+/** The URL with its password as `***`; one that does not parse is not shown at all (a password may be in it). */
+function withoutPassword(url: string): string {
+  if (!URL.canParse(url)) return '(unparseable url)';
+  const parsed = new URL(url);
+  if (parsed.password) parsed.password = '***';
+  return parsed.toString();
+}
+
 /** Waits until every expected order and dead letter is there, or the queue is empty and nothing moves any more. */
 export async function waitUntilSettled(
   options: SettlingOptions,
