@@ -14,6 +14,10 @@ function prismaRawError(cause: Record<string, unknown>) {
   });
 }
 
+/** The same for an error PostgreSQL itself raised, with its SQLSTATE (`code`) and, if given, its message. */
+const postgresError = (code: string, originalMessage?: string) =>
+  prismaRawError({ kind: 'postgres', code, ...(originalMessage === undefined ? {} : { originalMessage }) });
+
 const codeError = (code: string, message = 'failure') => Object.assign(new Error(message), { code });
 
 describe('classifyDatabaseError', () => {
@@ -36,20 +40,12 @@ describe('classifyDatabaseError', () => {
       prismaRawError({ originalCode: '53300', kind: 'TooManyConnections' }),
       'transient',
     ],
-    ['admin shutdown 57P01', prismaRawError({ kind: 'postgres', code: '57P01' }), 'transient'],
-    ['cannot connect now 57P03', prismaRawError({ kind: 'postgres', code: '57P03' }), 'transient'],
-    ['crash shutdown 57P02', prismaRawError({ kind: 'postgres', code: '57P02' }), 'transient'],
-    [
-      'read-only transaction 25006 (a hot standby)',
-      prismaRawError({ kind: 'postgres', code: '25006' }),
-      'transient',
-    ],
-    [
-      'idle-in-transaction session ended 25P03',
-      prismaRawError({ kind: 'postgres', code: '25P03' }),
-      'transient',
-    ],
-    ['permission denied 42501', prismaRawError({ kind: 'postgres', code: '42501' }), 'unknown'],
+    ['admin shutdown 57P01', postgresError('57P01'), 'transient'],
+    ['cannot connect now 57P03', postgresError('57P03'), 'transient'],
+    ['crash shutdown 57P02', postgresError('57P02'), 'transient'],
+    ['read-only transaction 25006 (a hot standby)', postgresError('25006'), 'transient'],
+    ['idle-in-transaction session ended 25P03', postgresError('25P03'), 'transient'],
+    ['permission denied 42501', postgresError('42501'), 'unknown'],
     [
       'serialization failure',
       prismaRawError({ originalCode: '40001', kind: 'TransactionWriteConflict' }),
@@ -60,7 +56,7 @@ describe('classifyDatabaseError', () => {
     ['pg pool connect timeout (no code)', new Error('timeout exceeded when trying to connect'), 'transient'],
     ['pg socket ended (no code)', new Error('Connection terminated unexpectedly'), 'transient'],
     ['pg client-side query timeout (no code)', new Error('Query read timeout'), 'transient'],
-    ['statement timeout 57014', prismaRawError({ kind: 'postgres', code: '57014' }), 'transient'],
+    ['statement timeout 57014', postgresError('57014'), 'transient'],
     ['wrapped transient cause', new Error('insert failed', { cause: codeError('ECONNRESET') }), 'transient'],
     ['invalid uuid text', prismaRawError({ originalCode: '22P02', kind: 'InvalidInputValue' }), 'poison'],
     [
@@ -68,7 +64,7 @@ describe('classifyDatabaseError', () => {
       prismaRawError({ originalCode: '22021', kind: 'postgres', code: '22021' }),
       'poison',
     ],
-    ['check constraint', prismaRawError({ kind: 'postgres', code: '23514' }), 'poison'],
+    ['check constraint', postgresError('23514'), 'poison'],
     ['not null', prismaRawError({ originalCode: '23502', kind: 'NullConstraintViolation' }), 'poison'],
     ['table missing', prismaRawError({ originalCode: '42P01', kind: 'TableDoesNotExist' }), 'unknown'],
     ['plain error', new Error('something else'), 'unknown'],
@@ -109,21 +105,17 @@ describe('describeDatabaseFault', () => {
   it.each([
     [
       'a write on a hot standby',
-      prismaRawError({
-        kind: 'postgres',
-        code: '25006',
-        originalMessage: 'cannot execute INSERT in a read-only transaction',
-      }),
+      postgresError('25006', 'cannot execute INSERT in a read-only transaction'),
       'the database is read-only: a standby or a failover in progress (cannot execute INSERT in a read-only transaction)',
     ],
     [
       'an administrator shutdown',
-      prismaRawError({ kind: 'postgres', code: '57P01' }),
+      postgresError('57P01'),
       'the database server is shutting down or ended the session (57P01)',
     ],
     [
       'a server still recovering',
-      prismaRawError({ kind: 'postgres', code: '57P03' }),
+      postgresError('57P03'),
       'the database server is starting up or recovering and takes no connections yet (57P03)',
     ],
     [
@@ -138,11 +130,7 @@ describe('describeDatabaseFault', () => {
     ],
     [
       'a missing table',
-      prismaRawError({
-        kind: 'postgres',
-        code: '42P01',
-        originalMessage: 'relation "orders" does not exist',
-      }),
+      postgresError('42P01', 'relation "orders" does not exist'),
       '42P01: relation "orders" does not exist',
     ],
   ])('%s', (_name, error, expected) => {
