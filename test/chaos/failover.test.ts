@@ -23,7 +23,7 @@ const READ_ONLY_MS = Number(
   process.env.FAILOVER_READ_ONLY_MS ?? Math.min(60_000, Math.max(15_000, CHAOS_PURCHASES * 1.2)),
 );
 /** The sale runs before the kill, through the read-only window, and a while after the promotion. */
-const SALE_MS = READ_ONLY_MS + 10_000;
+const SALE_MS = READ_ONLY_MS + 8000;
 const FLEET = ['failover-1', 'failover-2', 'failover-3'];
 /** How long a worker may take to notice the database went read-only (the first samples are not judged). */
 const DETECTION_ALLOWANCE_MS = 5000;

@@ -5,6 +5,17 @@ const HIGH_WATER_BYTES = 64 * 1024;
 /** A slow link sends slices of at most this many milliseconds' worth of bytes. */
 const BANDWIDTH_SLICE_MS = 50;
 
+/**
+ * Ends `socket` with a TCP RST, or, once its own side has sent a FIN, with a plain destroy: Node's
+ * `resetAndDestroy()` on a socket whose shutdown is under way fails (uv_tcp_close_reset: EINVAL) and leaves its
+ * handle open for good, and a process holding such a handle spins at exit instead of ending.
+ */
+function reset(socket: Socket): void {
+  if (socket.destroyed) return;
+  if (socket.writableEnded) socket.destroy();
+  else socket.resetAndDestroy();
+}
+
 /** The faults in force, shared by every connection of one proxy; each change wakes whoever waits on it. */
 class FaultState {
   blackhole = false;
@@ -76,7 +87,7 @@ class Pipe {
         if (destination.destroyed) return;
         if (!(await this.mayPass(item))) continue;
         if (item.kind === 'end') destination.end();
-        else if (item.kind === 'reset') destination.resetAndDestroy();
+        else if (item.kind === 'reset') reset(destination);
         else if (!(await this.send(destination, item))) continue;
         this.items.shift();
       }
@@ -163,7 +174,7 @@ class ProxiedConnection {
     const { host, port } = target();
     const socket = connect({ host, port, noDelay: true });
     this.backend = socket;
-    socket.once('error', () => this.client.resetAndDestroy());
+    socket.once('error', () => reset(this.client));
     return socket;
   }
 
@@ -173,8 +184,8 @@ class ProxiedConnection {
 
   /** Ends both sides at once with a TCP RST, as a crashed middlebox or a dropped NAT entry does. */
   reset(): void {
-    if (!this.client.destroyed) this.client.resetAndDestroy();
-    if (this.backend && !this.backend.destroyed) this.backend.resetAndDestroy();
+    reset(this.client);
+    if (this.backend) reset(this.backend);
   }
 }
 
@@ -211,7 +222,7 @@ export class FaultProxy {
 
   private accept(client: Socket): void {
     if (this.closing) {
-      client.resetAndDestroy();
+      reset(client);
       return;
     }
     const connection = new ProxiedConnection(
