@@ -35,7 +35,9 @@ const FLEET_UNACKED_WINDOW = FLEET.length * Number(CHAOS_WORKER_SETTINGS.PREFETC
  * every /ready (1 s timeout, DB_QUERY_TIMEOUT_MS for the batches), the broker path is found dead by AMQP
  * heartbeats (5 s, two missed). Samples before it are not judged.
  */
-const DETECTION_BOUND_MS = { database: 5000, broker: 15_000 };
+const DETECTION_BOUND_MS = { database: 5000, broker: 18_000 };
+/** The broker path's black hole outlasts its detection bound, so that the samples after it are judged. */
+const BROKER_BLACKHOLE_EXTRA_MS = 6000;
 /** How long after the heal every worker must be ready again. */
 const RECOVERY_TIMEOUT_MS = 30_000;
 const PROGRESS_TIMEOUT_MS = 60_000;
@@ -72,7 +74,14 @@ const FAULT_KINDS: Omit<Fault, 'path'>[] = [
   },
 ];
 const FAULTS: Fault[] = (['database', 'broker'] as const).flatMap((path) =>
-  FAULT_KINDS.map((kind) => ({ ...kind, path })),
+  FAULT_KINDS.map((kind) => ({
+    ...kind,
+    path,
+    durationMs:
+      path === 'broker' && kind.name === 'black hole'
+        ? kind.durationMs + BROKER_BLACKHOLE_EXTRA_MS
+        : kind.durationMs,
+  })),
 );
 
 interface Round {
@@ -85,8 +94,10 @@ interface Round {
   ordersAtHeal: number;
   /** Per worker: from the fault to its first 503 (undefined: it stayed ready). */
   detectionMs: (number | undefined)[];
-  /** Per worker: samples after its detection bound and before the heal that were not 503. */
+  /** Per worker: samples from its detection (at the latest its bound) to the heal that were not 503. */
   readyInHole: number[];
+  /** Per worker: how many samples that was judged on. */
+  judgedSamples: number[];
   /** From the heal until every worker answered /ready with 200. */
   recoveryMs: number;
   /** From the sale's last confirm until the round was settled. */
@@ -177,6 +188,7 @@ async function runRound(fleet: ChaosFleet, fault: Fault, index: number): Promise
     ordersAtHeal: 0,
     detectionMs: [],
     readyInHole: [],
+    judgedSamples: [],
     recoveryMs: 0,
     settleMs: 0,
     reasons: [],
@@ -202,11 +214,16 @@ async function runRound(fleet: ChaosFleet, fault: Fault, index: number): Promise
   round.detectionMs = FLEET.map((worker) =>
     sampler!.firstAfter(worker, round.faultMs, (taken) => taken.status !== 200),
   );
-  round.readyInHole = FLEET.map(
-    (worker) =>
-      sampler!.between(worker, round.faultMs + bound, round.healedMs).filter((taken) => taken.status !== 503)
-        .length,
-  );
+  // Judged: every sample from the worker's first non-200 (or the bound, if that came later) to the heal.
+  round.readyInHole = FLEET.map((worker, index) => {
+    const judgedFromMs = round.faultMs + Math.min(bound, round.detectionMs[index] ?? bound);
+    return sampler!.between(worker, judgedFromMs, round.healedMs).filter((taken) => taken.status !== 503)
+      .length;
+  });
+  round.judgedSamples = FLEET.map((worker, index) => {
+    const judgedFromMs = round.faultMs + Math.min(bound, round.detectionMs[index] ?? bound);
+    return sampler!.between(worker, judgedFromMs, round.healedMs).length;
+  });
   round.reasons = [
     ...new Set(
       FLEET.flatMap((worker) =>
@@ -242,7 +259,7 @@ function figureLine(round: Round): string {
   const redelivered = figures ? (figures.auditByEvent.ORDER_DUPLICATE ?? 0) - round.mix.duplicates : NaN;
   return (
     `FIGURE ${fault.path} ${fault.name} (${fault.durationMs} ms): detection ${worst(round.detectionMs)}, ` +
-    `ready in the fault ${round.readyInHole.join('/')}, recovery ${round.recoveryMs} ms, settled ${round.settleMs} ms, ` +
+    `not 503 in the fault ${round.readyInHole.join('/')} of ${round.judgedSamples.join('/')}, recovery ${round.recoveryMs} ms, settled ${round.settleMs} ms, ` +
     `orders ${figures?.orders}/${figures?.expectedOrders}, duplicates ${(figures?.orders ?? 0) - (figures?.distinctOrderPairs ?? 0)}, ` +
     `redelivered committed ${redelivered}, DLQ ${figures?.deadLettered} (poison ${figures?.poisonPublished}, valid ${figures?.deadLetteredValid}); ` +
     `orders at fault/heal ${round.ordersAtFault}/${round.ordersAtHeal}; /ready said ${JSON.stringify(round.reasons.slice(0, 2))}`
@@ -309,6 +326,8 @@ describe(`a fleet of 3 behind network faults on its database and broker paths ($
         expect(detectionMs).toBeLessThanOrEqual(DETECTION_BOUND_MS[path]);
       }
       expect(hole.readyInHole).toEqual(FLEET.map(() => 0));
+      // Judged on the seconds between the detection and the heal: at least a few samples each.
+      for (const judged of hole.judgedSamples) expect(judged).toBeGreaterThanOrEqual(6);
     },
   );
 
