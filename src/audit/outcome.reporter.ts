@@ -1,5 +1,6 @@
 import { Logger } from '@nestjs/common';
 import type { Settings } from '../config/settings.js';
+import { WarningAllowance } from '../common/warning-allowance.js';
 import type { AuditTrail } from './audit-trail.js';
 import type { WorkerMetrics } from '../observability/worker-metrics.js';
 import type { AuditEvent } from './audit-event.js';
@@ -59,8 +60,8 @@ export class OutcomeReporter implements OutcomeListener {
   private summaryStartedAt = 0;
   private summaryTimer: NodeJS.Timeout | undefined;
   private readonly summaryIntervalMs: number;
-  /** Warn lines about single messages written in this interval, and those left out past the limit. */
-  private warned = 0;
+  private readonly warnings: WarningAllowance;
+  /** Warn lines about single messages left out past the limit in this interval, by outcome. */
   private notLogged: Record<WarnedOutcome, number> = { rejected: 0, retry: 0 };
 
   constructor(
@@ -69,6 +70,7 @@ export class OutcomeReporter implements OutcomeListener {
     private readonly options: OutcomeReporterOptions,
   ) {
     this.summaryIntervalMs = options.summaryIntervalMs ?? OUTCOME_SUMMARY_INTERVAL_MS;
+    this.warnings = new WarningAllowance(options.messageWarningsPerInterval);
   }
 
   /** Reports a batch: one metric update per outcome kind, the audit events queued together. */
@@ -158,11 +160,7 @@ export class OutcomeReporter implements OutcomeListener {
 
   /** Whether a warn line about one more message fits this interval's limit; counted as not logged if not. */
   private mayWarn(kind: WarnedOutcome): boolean {
-    const limit = this.options.messageWarningsPerInterval;
-    if (limit === 0 || this.warned < limit) {
-      this.warned++;
-      return true;
-    }
+    if (this.warnings.take()) return true;
     this.notLogged[kind]++;
     return false;
   }
@@ -196,12 +194,12 @@ export class OutcomeReporter implements OutcomeListener {
       periodMs,
     });
     const notLogged = this.notLogged;
-    this.warned = 0;
+    const leftOut = this.warnings.restart();
     this.notLogged = { rejected: 0, retry: 0 };
-    if (notLogged.rejected + notLogged.retry === 0) return;
+    if (leftOut === 0) return;
     this.logger.warn({
       msg:
-        `${notLogged.rejected + notLogged.retry} more messages dead-lettered or handed back were not logged ` +
+        `${leftOut} more messages dead-lettered or handed back were not logged ` +
         `one by one (at most ${this.options.messageWarningsPerInterval} per ` +
         `${this.summaryIntervalMs / 1000} s: MESSAGE_WARNINGS_PER_10S); the dead-letter queue and audit_logs ` +
         'hold each rejected message with its reason',

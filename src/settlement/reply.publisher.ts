@@ -3,6 +3,7 @@ import type { Channel, Message } from 'amqplib';
 import { safeProperty } from '../common/safe-text.js';
 import type { Settings } from '../config/settings.js';
 import { settledBy } from '../common/waiting.js';
+import { WarningAllowance } from '../common/warning-allowance.js';
 import type { ReplyResult } from '../observability/worker-metrics.js';
 import { isCommitted, type Outcome, type Settled } from '../purchases/outcome.js';
 import type { Delivery } from '../consumer/delivery.js';
@@ -64,8 +65,7 @@ export class ReplyPublisher {
   private closed = false;
   private readonly warningIntervalMs: number;
   private intervalStartedAt = 0;
-  private warned = 0;
-  private notLogged = 0;
+  private readonly warnings: WarningAllowance;
 
   constructor(
     private readonly channels: { openChannel(): Promise<Channel> },
@@ -74,6 +74,7 @@ export class ReplyPublisher {
     private readonly options: ReplyPublisherOptions,
   ) {
     this.warningIntervalMs = options.warningIntervalMs ?? WARNING_INTERVAL_MS;
+    this.warnings = new WarningAllowance(options.warningsPerInterval);
   }
 
   /** Replies to messages just settled (acked) that asked for a reply; returns at once and never throws. */
@@ -214,23 +215,17 @@ export class ReplyPublisher {
     if (now - this.intervalStartedAt >= this.warningIntervalMs) {
       this.logNotLogged();
       this.intervalStartedAt = now;
-      this.warned = 0;
     }
-    const limit = this.options.warningsPerInterval;
-    if (limit === 0 || this.warned < limit) {
-      this.warned++;
-      this.logger.warn(line);
-    } else {
-      this.notLogged++;
-    }
+    if (this.warnings.take()) this.logger.warn(line);
   }
 
+  /** Ends the interval: one line for the failures not logged one by one. */
   private logNotLogged(): void {
-    if (this.notLogged === 0) return;
+    const leftOut = this.warnings.restart();
+    if (leftOut === 0) return;
     this.logger.warn(
-      `${this.notLogged} more reply failures were not logged one by one (MESSAGE_WARNINGS_PER_10S); ` +
+      `${leftOut} more reply failures were not logged one by one (MESSAGE_WARNINGS_PER_10S); ` +
         'flashsale_replies_total counts them all',
     );
-    this.notLogged = 0;
   }
 }
